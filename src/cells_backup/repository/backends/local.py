@@ -1,0 +1,163 @@
+"""A repository in a local directory (or any mounted filesystem).
+
+Durability: every object is written to a temp file in the same directory,
+fsynced, renamed into place, then the directory is fsynced, so a crash leaves
+either the old state or the new one, never a torn object.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from collections.abc import Iterator
+
+from ...errors import AlreadyExistsError, BackendError, NotFoundError
+
+TEMP_SUFFIX = ".tmp"
+
+
+def _describe(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+class LocalBackend:
+    """Objects are files under ``root``; names map to relative paths."""
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(os.path.expanduser(root))
+        self.location = self.root
+
+    def _path(self, name: str) -> str:
+        if name.startswith("/") or ".." in name.split("/"):
+            raise BackendError(f"invalid object name {name!r}")
+        return os.path.join(self.root, name)
+
+    def exists_repository(self) -> bool:
+        return os.path.isfile(self._path("config"))
+
+    def read(self, name: str) -> bytes:
+        path = self._path(name)
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            raise NotFoundError(f"{name}: not found in {self.root}") from None
+        except OSError as exc:
+            raise BackendError(f"cannot read {path}: {_describe(exc)}") from None
+
+    def read_range(self, name: str, offset: int, length: int) -> bytes:
+        path = self._path(name)
+        try:
+            with open(path, "rb") as f:
+                if offset < 0:
+                    f.seek(offset, os.SEEK_END)
+                else:
+                    f.seek(offset)
+                return f.read(length)
+        except FileNotFoundError:
+            raise NotFoundError(f"{name}: not found in {self.root}") from None
+        except OSError as exc:
+            raise BackendError(f"cannot read {path}: {_describe(exc)}") from None
+
+    def write(self, name: str, data: bytes | memoryview, *, exclusive: bool = False) -> None:
+        path = self._path(name)
+        directory = os.path.dirname(path)
+        tmp = f"{path}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
+        try:
+            os.makedirs(directory, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if exclusive:
+                # link() fails if the name exists: an atomic create-only publish.
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    raise AlreadyExistsError(f"{name} already exists") from None
+                finally:
+                    os.unlink(tmp)
+            else:
+                os.replace(tmp, path)
+            _fsync_dir(directory)
+        except (AlreadyExistsError, NotFoundError):
+            raise
+        except OSError as exc:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            if exc.errno == errno.ENOSPC:
+                raise BackendError(f"no space left on device writing {path}") from None
+            raise BackendError(f"cannot write {path}: {_describe(exc)}") from None
+
+    def delete(self, name: str) -> None:
+        path = self._path(name)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise BackendError(f"cannot delete {path}: {_describe(exc)}") from None
+        _fsync_dir(os.path.dirname(path))
+
+    def list(self, prefix: str) -> Iterator[tuple[str, int]]:
+        base = self._path(prefix.rstrip("/")) if prefix.rstrip("/") else self.root
+        if not os.path.isdir(base):
+            return
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames.sort()
+            for filename in sorted(filenames):
+                if filename.endswith(TEMP_SUFFIX):
+                    continue
+                full = os.path.join(dirpath, filename)
+                rel = os.path.relpath(full, self.root).replace(os.sep, "/")
+                if not rel.startswith(prefix):
+                    continue
+                try:
+                    yield rel, os.stat(full).st_size
+                except FileNotFoundError:
+                    continue
+
+    def size(self, name: str) -> int:
+        try:
+            return os.stat(self._path(name)).st_size
+        except FileNotFoundError:
+            raise NotFoundError(f"{name}: not found in {self.root}") from None
+        except OSError as exc:
+            raise BackendError(f"cannot stat {name}: {_describe(exc)}") from None
+
+    def remove_temp_files(self) -> int:
+        """Delete temp files left by interrupted writes; returns how many."""
+        removed = 0
+        for dirpath, _dirs, filenames in os.walk(self.root):
+            for filename in filenames:
+                if filename.endswith(TEMP_SUFFIX):
+                    try:
+                        os.unlink(os.path.join(dirpath, filename))
+                        removed += 1
+                    except OSError:
+                        pass
+        return removed
+
+    def close(self) -> None:
+        return None
+
+
+def _fsync_dir(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
