@@ -1,0 +1,399 @@
+"""Turning directory trees (and streams) into tree blobs and a snapshot.
+
+Unchanged files are recognised from the parent snapshot (same size, mtime,
+ctime and inode, and all their blobs still indexed) and are not read again, so
+an incremental run over an unchanged tree only reads directories.
+"""
+
+from __future__ import annotations
+
+import getpass
+import io
+import os
+import socket
+import stat
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import BinaryIO
+
+from pyfastcdc import FastCDC
+
+from .. import __version__
+from . import tree
+from .fsmeta import base_node, node_type, read_xattrs
+from .index import DATA, TREE
+from .repository import Repository
+from .snapshot import Snapshot
+from .writer import BlobWriter
+
+ExcludeFn = Callable[[str, bool], bool]
+
+
+@dataclass
+class VirtualFile:
+    """A file made from a stream (e.g. a database dump) placed at ``path`` in the snapshot."""
+
+    path: str
+    open: Callable[[], BinaryIO]
+    mode: int = 0o600
+    mtime_ns: int = 0
+    on_done: Callable[[int], None] | None = None  # called with the byte count once stored
+
+
+@dataclass
+class Progress:
+    files: int = 0
+    dirs: int = 0
+    bytes: int = 0
+    current: str = ""
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class ArchiveSummary:
+    files_new: int = 0
+    files_changed: int = 0
+    files_unmodified: int = 0
+    dirs: int = 0
+    total_files: int = 0
+    total_bytes: int = 0
+    data_added: int = 0
+    data_stored: int = 0
+    blobs_new: int = 0
+    duration: float = 0.0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class _Trie:
+    __slots__ = ("children", "real", "virtual")
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Trie] = {}
+        self.real: str | None = None
+        self.virtual: VirtualFile | None = None
+
+
+def _split(path: str) -> list[str]:
+    return [p for p in os.path.normpath(path).split(os.sep) if p]
+
+
+class Archiver:
+    def __init__(
+        self,
+        repo: Repository,
+        writer: BlobWriter,
+        *,
+        parent: Snapshot | None = None,
+        exclude: ExcludeFn | None = None,
+        progress: Progress | None = None,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        self.repo = repo
+        self.writer = writer
+        self.parent = parent
+        self.exclude = exclude
+        self.progress = progress or Progress()
+        self.summary = ArchiveSummary()
+        self.errors: list[dict] = []
+        self._warn = warn or (lambda _msg: None)
+        chunker = repo.config["chunker"]
+        self._cdc = FastCDC(chunker["avg"], min_size=chunker["min"], max_size=chunker["max"],
+                            seed=chunker["seed"])
+        self._max_chunk = chunker["max"]
+        self._hardlinks: dict[tuple[int, int], list[str]] = {}
+
+    # ------------------------------------------------------------------ entry
+    def archive(self, paths: Iterable[str], virtual: Iterable[VirtualFile] = ()) -> str:
+        """Archive ``paths`` (absolute) and ``virtual`` files; returns the root tree id."""
+        started = time.monotonic()
+        root = _Trie()
+        for path in paths:
+            node = root
+            for part in _split(os.path.abspath(path)):
+                node = node.children.setdefault(part, _Trie())
+            node.real = os.path.abspath(path)
+        for vf in virtual:
+            node = root
+            for part in _split(vf.path):
+                node = node.children.setdefault(part, _Trie())
+            node.virtual = vf
+        parent_root = self.parent.tree if self.parent else None
+        tree_id = self._archive_trie(root, "/", parent_root)
+        self.summary.duration = time.monotonic() - started
+        self.summary.data_added = self.writer.stats.bytes_new
+        self.summary.blobs_new = self.writer.stats.blobs_new
+        return tree_id
+
+    # ---------------------------------------------------------------- helpers
+    def _error(self, path: str, message: str) -> None:
+        self.errors.append({"path": path, "error": message})
+        self._warn(f"{path}: {message}")
+
+    def _parent_nodes(self, subtree: str | None) -> dict[str, dict]:
+        if not subtree:
+            return {}
+        try:
+            return {n["name"]: n for n in self.repo.read_tree(subtree)}
+        except Exception:  # a damaged parent only costs re-reading files
+            return {}
+
+    def _save_tree(self, nodes: list[dict]) -> str:
+        return self.writer.save(TREE, tree.encode_tree(nodes)).hex()
+
+    def _archive_trie(self, trie: _Trie, path: str, parent_subtree: str | None) -> str:
+        parent_nodes = self._parent_nodes(parent_subtree)
+        nodes = []
+        for name, child in sorted(trie.children.items()):
+            child_path = os.path.join(path, name)
+            prev = parent_nodes.get(name)
+            if child.real is not None:
+                node = self._archive_path(child.real, name, prev)
+            elif child.virtual is not None:
+                node = self._archive_virtual(child.virtual, name)
+            else:
+                node = self._synthetic_dir(child_path, name)
+                node["subtree"] = self._archive_trie(
+                    child, child_path, prev.get("subtree") if prev and prev["type"] == tree.DIR else None
+                )
+            if node is not None:
+                nodes.append(node)
+        return self._save_tree(nodes)
+
+    def _synthetic_dir(self, path: str, name: str) -> dict:
+        try:
+            st = os.lstat(path)
+            if stat.S_ISDIR(st.st_mode):
+                return base_node(name, st, tree.DIR)
+        except OSError:
+            pass
+        now = time.time_ns()
+        return {"name": name, "type": tree.DIR, "mode": 0o700, "uid": os.getuid(), "gid": os.getgid(),
+                "user": "", "group": "", "mtime": now, "ctime": now, "inode": 0, "dev": 0}
+
+    def _archive_path(self, path: str, name: str, prev: dict | None) -> dict | None:
+        try:
+            st = os.lstat(path)
+        except OSError as exc:
+            self._error(path, f"cannot read: {exc.strerror}")
+            return None
+        return self._archive_entry(path, name, st, prev)
+
+    def _archive_entry(self, path: str, name: str, st: os.stat_result, prev: dict | None) -> dict | None:
+        kind = node_type(st.st_mode)
+        if kind is None:
+            self._error(path, "unknown file type, skipped")
+            return None
+        node = base_node(name, st, kind)
+        xattrs = read_xattrs(path)
+        if xattrs:
+            node["xattrs"] = xattrs
+        self.progress.current = path
+        if kind == tree.DIR:
+            node["subtree"] = self._archive_dir(path, prev.get("subtree") if prev and prev["type"] == kind else None)
+            self.progress.dirs += 1
+            self.summary.dirs += 1
+        elif kind == tree.FILE:
+            content = self._file_content(path, st, prev)
+            if content is None:
+                return None
+            node["content"], node["size"] = content
+            self.progress.files += 1
+            self.summary.total_files += 1
+            self.summary.total_bytes += node["size"]
+        elif kind == tree.SYMLINK:
+            try:
+                node["target"] = os.readlink(path)
+            except OSError as exc:
+                self._error(path, f"cannot read link: {exc.strerror}")
+                return None
+        elif kind == tree.SOCKET:
+            self._warn(f"{path}: socket recorded, not restorable as such")
+        return node
+
+    def _archive_dir(self, path: str, parent_subtree: str | None) -> str:
+        parent_nodes = self._parent_nodes(parent_subtree)
+        nodes = []
+        try:
+            with os.scandir(path) as it:
+                entries = sorted((e.name, e.path) for e in it)
+        except OSError as exc:
+            self._error(path, f"cannot list directory: {exc.strerror}")
+            return self._save_tree([])
+        for name, child in entries:
+            try:
+                st = os.lstat(child)
+            except OSError as exc:
+                if isinstance(exc, FileNotFoundError):
+                    continue  # vanished since the listing: it is simply not in this snapshot
+                self._error(child, f"cannot read: {exc.strerror}")
+                continue
+            if self.exclude is not None and self.exclude(child, stat.S_ISDIR(st.st_mode)):
+                continue
+            node = self._archive_entry(child, name, st, parent_nodes.get(name))
+            if node is not None:
+                nodes.append(node)
+        return self._save_tree(nodes)
+
+    # ------------------------------------------------------------------ files
+    def _unchanged(self, st: os.stat_result, prev: dict | None) -> list[str] | None:
+        if (
+            prev is None
+            or prev["type"] != tree.FILE
+            or prev.get("size") != st.st_size
+            or prev.get("mtime") != st.st_mtime_ns
+            or prev.get("ctime") != st.st_ctime_ns
+            or prev.get("inode") != st.st_ino
+        ):
+            return None
+        content = prev.get("content", [])
+        index = self.repo.index
+        if all(index.has_stored(bytes.fromhex(c)) for c in content):
+            return content
+        return None
+
+    def _file_content(self, path: str, st: os.stat_result, prev: dict | None) -> tuple[list[str], int] | None:
+        link_key = (st.st_dev, st.st_ino) if st.st_nlink > 1 else None
+        if link_key is not None and link_key in self._hardlinks:
+            self.summary.files_unmodified += 1
+            return self._hardlinks[link_key], st.st_size
+        reused = self._unchanged(st, prev)
+        if reused is not None:
+            self.summary.files_unmodified += 1
+            self.progress.bytes += st.st_size
+            result = reused, st.st_size
+        else:
+            read = self._read_file(path, st)
+            if read is None:
+                return None
+            if prev is None:
+                self.summary.files_new += 1
+            else:
+                self.summary.files_changed += 1
+            result = read
+        if link_key is not None:
+            self._hardlinks[link_key] = result[0]
+        return result
+
+    def _read_file(self, path: str, st: os.stat_result) -> tuple[list[str], int] | None:
+        flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(path, flags | getattr(os, "O_NOATIME", 0))
+        except PermissionError:
+            try:
+                fd = os.open(path, flags)
+            except OSError as exc:
+                self._error(path, f"cannot open: {exc.strerror}")
+                return None
+        except OSError as exc:
+            if isinstance(exc, FileNotFoundError):
+                return None
+            self._error(path, f"cannot open: {exc.strerror}")
+            return None
+        try:
+            before = os.fstat(fd)
+            if before.st_ino != st.st_ino:
+                self._error(path, "replaced while being read; this snapshot has the newer file")
+            with io.FileIO(fd, "rb", closefd=False) as f:
+                content, size = self._store_stream(f)
+            after = os.fstat(fd)
+            if after.st_mtime_ns != before.st_mtime_ns or after.st_size != size:
+                self._error(path, "changed while being read; the stored copy may be inconsistent")
+            return content, size
+        except OSError as exc:
+            self._error(path, f"read error: {exc.strerror}")
+            return None
+        finally:
+            os.close(fd)
+
+    def _store_stream(self, stream: BinaryIO) -> tuple[list[str], int]:
+        """Chunk, hash and store a stream; memory stays within a few max-chunk sizes."""
+        content: list[str] = []
+        size = 0
+        save = self.writer.save
+        first = stream.read(self._max_chunk)
+        if len(first) < self._max_chunk:
+            chunks = self._cdc.cut_buf(first) if first else ()
+            for chunk in chunks:
+                data = chunk.data
+                content.append(save(DATA, data).hex())
+                size += chunk.length
+            self.progress.bytes += size
+            return content, size
+        rest = _Prepend(first, stream)
+        for chunk in self._cdc.cut_stream(rest):
+            content.append(save(DATA, chunk.data).hex())
+            size += chunk.length
+            self.progress.bytes += chunk.length
+        return content, size
+
+    def _archive_virtual(self, vf: VirtualFile, name: str) -> dict | None:
+        now = time.time_ns()
+        try:
+            with vf.open() as stream:
+                content, size = self._store_stream(stream)
+        except OSError as exc:
+            self._error(vf.path, f"cannot read stream: {exc}")
+            return None
+        if vf.on_done is not None:
+            vf.on_done(size)
+        self.summary.total_files += 1
+        self.summary.total_bytes += size
+        return {"name": name, "type": tree.FILE, "mode": vf.mode, "uid": os.getuid(), "gid": os.getgid(),
+                "user": "", "group": "", "mtime": vf.mtime_ns or now, "ctime": now, "inode": 0, "dev": 0,
+                "content": content, "size": size}
+
+
+class _Prepend(io.RawIOBase):
+    """A stream that first returns ``head`` and then the rest of ``stream``."""
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        self._head = memoryview(head)
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:  # type: ignore[override]
+        if self._head:
+            n = min(len(buf), len(self._head))
+            buf[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        if hasattr(self._stream, "readinto"):
+            return self._stream.readinto(buf) or 0
+        data = self._stream.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+
+def make_snapshot(
+    repo: Repository,
+    tree_id: str,
+    paths: list[str],
+    archiver: Archiver,
+    *,
+    parent: Snapshot | None,
+    tags: Iterable[str] = (),
+    when: datetime | None = None,
+    extra: dict | None = None,
+) -> Snapshot:
+    summary = archiver.summary
+    summary.data_stored = archiver.writer.stats.bytes_stored
+    return Snapshot(
+        time=(when or datetime.now(UTC)).astimezone().isoformat(),
+        hostname=socket.gethostname(),
+        username=getpass.getuser(),
+        paths=sorted(paths),
+        tree=tree_id,
+        parent=parent.id if parent else None,
+        tags=sorted(set(tags)),
+        partial=bool(archiver.errors),
+        errors=archiver.errors[:1000],
+        summary=summary.as_dict(),
+        program_version=__version__,
+        extra=extra or {},
+    )

@@ -1,0 +1,199 @@
+"""Where each blob lives: the compact in-memory index and the index file format.
+
+The in-memory index is an open-addressing hash table over flat arrays, about
+60 bytes per blob and no Python object per blob, so memory grows slowly with
+the number of chunks. Blob ids are keyed hashes, so their first 8 bytes are
+already uniformly distributed and serve as the hash.
+"""
+
+from __future__ import annotations
+
+import struct
+from array import array
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from ..errors import IntegrityError
+from .crypto import ID_SIZE
+
+DATA = 0
+TREE = 1
+PENDING_PACK = 0xFFFFFFFF
+
+_ENTRY = struct.Struct("<B32sIII")  # type, blob id, offset, length, raw length
+_PACK = struct.Struct("<32sI")  # pack id, entry count
+_MAGIC = b"CBIX\x01"
+
+
+@dataclass(frozen=True)
+class Location:
+    pack: bytes
+    offset: int
+    length: int
+    raw_length: int
+    type: int
+
+
+@dataclass(frozen=True)
+class PackEntry:
+    type: int
+    id: bytes
+    offset: int
+    length: int
+    raw_length: int
+
+
+class ChunkIndex:
+    """blob id -> (pack, offset, length, raw length, type)."""
+
+    def __init__(self) -> None:
+        self._ids = bytearray()
+        self._pack = array("I")
+        self._offset = array("I")
+        self._length = array("I")
+        self._raw = array("I")
+        self._type = array("B")
+        self._slots = array("I", bytes(4 * 1024))
+        self._mask = 1023
+        self.packs: list[bytes] = []
+        self._pack_numbers: dict[bytes, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._pack)
+
+    def _find(self, blob: bytes) -> tuple[int, int]:
+        """(slot, record) for ``blob``; record is -1 when absent and slot is the free one."""
+        slot = int.from_bytes(blob[:8], "little") & self._mask
+        slots, ids = self._slots, self._ids
+        while True:
+            entry = slots[slot]
+            if entry == 0:
+                return slot, -1
+            rec = entry - 1
+            start = rec * ID_SIZE
+            if ids[start : start + ID_SIZE] == blob:
+                return slot, rec
+            slot = (slot + 1) & self._mask
+
+    def _grow(self) -> None:
+        size = (self._mask + 1) * 2
+        self._slots = array("I", bytes(4 * size))
+        self._mask = size - 1
+        slots, mask, ids = self._slots, self._mask, self._ids
+        for rec in range(len(self._pack)):
+            start = rec * ID_SIZE
+            slot = int.from_bytes(ids[start : start + 8], "little") & mask
+            while slots[slot]:
+                slot = (slot + 1) & mask
+            slots[slot] = rec + 1
+
+    def pack_number(self, pack: bytes) -> int:
+        number = self._pack_numbers.get(pack)
+        if number is None:
+            number = len(self.packs)
+            self.packs.append(pack)
+            self._pack_numbers[pack] = number
+        return number
+
+    def __contains__(self, blob: bytes) -> bool:
+        return self._find(blob)[1] >= 0
+
+    def add(self, blob: bytes, pack: bytes | None, offset: int, length: int, raw_length: int, type: int) -> bool:
+        """Record a blob; returns False (and changes nothing) if it is already known with a pack.
+
+        ``pack=None`` reserves the id while its pack is still being written.
+        """
+        slot, rec = self._find(blob)
+        pack_no = PENDING_PACK if pack is None else self.pack_number(pack)
+        if rec >= 0:
+            if self._pack[rec] != PENDING_PACK or pack is None:
+                return False
+            self._pack[rec] = pack_no
+            self._offset[rec] = offset
+            self._length[rec] = length
+            self._raw[rec] = raw_length
+            self._type[rec] = type
+            return True
+        self._ids += blob
+        self._pack.append(pack_no)
+        self._offset.append(offset)
+        self._length.append(length)
+        self._raw.append(raw_length)
+        self._type.append(type)
+        self._slots[slot] = len(self._pack)
+        if len(self._pack) * 3 > (self._mask + 1) * 2:
+            self._grow()
+        return True
+
+    def get(self, blob: bytes) -> Location | None:
+        rec = self._find(blob)[1]
+        if rec < 0 or self._pack[rec] == PENDING_PACK:
+            return None
+        return Location(self.packs[self._pack[rec]], self._offset[rec], self._length[rec], self._raw[rec],
+                        self._type[rec])
+
+    def has_stored(self, blob: bytes) -> bool:
+        rec = self._find(blob)[1]
+        return rec >= 0 and self._pack[rec] != PENDING_PACK
+
+    def items(self) -> Iterator[tuple[bytes, Location | None]]:
+        for rec in range(len(self._pack)):
+            blob = bytes(self._ids[rec * ID_SIZE : (rec + 1) * ID_SIZE])
+            pack_no = self._pack[rec]
+            if pack_no == PENDING_PACK:
+                yield blob, None
+            else:
+                yield blob, Location(self.packs[pack_no], self._offset[rec], self._length[rec], self._raw[rec],
+                                     self._type[rec])
+
+    def memory_bytes(self) -> int:
+        arrays = (self._pack, self._offset, self._length, self._raw, self._type, self._slots)
+        return len(self._ids) + sum(a.itemsize * len(a) for a in arrays)
+
+
+def encode_index(packs: dict[bytes, list[PackEntry]], supersedes: Iterable[bytes] = ()) -> bytes:
+    """Plaintext of an index file listing ``packs`` and the index files it replaces."""
+    replaced = list(supersedes)
+    out = bytearray(_MAGIC)
+    out += struct.pack("<I", len(replaced))
+    for index_id in replaced:
+        out += index_id
+    out += struct.pack("<I", len(packs))
+    for pack, entries in packs.items():
+        out += _PACK.pack(pack, len(entries))
+        for e in entries:
+            out += _ENTRY.pack(e.type, e.id, e.offset, e.length, e.raw_length)
+    return bytes(out)
+
+
+def decode_index(data: bytes, what: str) -> tuple[dict[bytes, list[PackEntry]], list[bytes]]:
+    """(packs, superseded index ids); IntegrityError on any structural problem."""
+    view = memoryview(data)
+    try:
+        if bytes(view[:5]) != _MAGIC:
+            raise ValueError("bad magic")
+        pos = 5
+        (n_replaced,) = struct.unpack_from("<I", view, pos)
+        pos += 4
+        if n_replaced * ID_SIZE > len(view) - pos:
+            raise ValueError("superseded list too long")
+        replaced = [bytes(view[pos + i * ID_SIZE : pos + (i + 1) * ID_SIZE]) for i in range(n_replaced)]
+        pos += n_replaced * ID_SIZE
+        (n_packs,) = struct.unpack_from("<I", view, pos)
+        pos += 4
+        packs: dict[bytes, list[PackEntry]] = {}
+        for _ in range(n_packs):
+            pack, count = _PACK.unpack_from(view, pos)
+            pos += _PACK.size
+            if count * _ENTRY.size > len(view) - pos:
+                raise ValueError("entry count exceeds file size")
+            entries = []
+            for _ in range(count):
+                entries.append(PackEntry(*_ENTRY.unpack_from(view, pos)))
+                pos += _ENTRY.size
+            packs[pack] = entries
+        if pos != len(view):
+            raise ValueError("trailing bytes")
+    except (ValueError, struct.error) as exc:
+        raise IntegrityError(f"{what}: malformed index ({exc})") from None
+    return packs, replaced

@@ -1,0 +1,233 @@
+"""The repository: open or create it, and read or write blobs, trees and snapshots.
+
+Write order keeps invariant 1 (a snapshot is whole or absent): blobs go into
+packs, a pack is stored before the index file that names it, and the snapshot
+is stored only after every index file it depends on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import zstandard
+
+from ..errors import (
+    CellsBackupError,
+    IntegrityError,
+    NotFoundError,
+    RepositoryNotFoundError,
+)
+from .backends.base import Backend
+from .crypto import MasterKey, blob_id, content_hash, open_sealed, seal
+from .index import TREE, ChunkIndex, decode_index
+from .keys import KeyFile, make_key_file, open_master_key
+from .pack import decode_blob
+from .snapshot import Snapshot
+from .tree import decode_tree, encode_tree
+
+REPO_FORMAT_VERSION = 1
+DEFAULT_PACK_SIZE = 16 * 1024 * 1024
+DEFAULT_CHUNKER = {"min": 256 * 1024, "avg": 1024 * 1024, "max": 8 * 1024 * 1024}
+
+
+def pack_name(pack: bytes | str) -> str:
+    hexid = pack if isinstance(pack, str) else pack.hex()
+    return f"data/{hexid[:2]}/{hexid}"
+
+
+class Repository:
+    """An opened repository: its backend, master key, config and (lazily) index."""
+
+    def __init__(self, backend: Backend, master: MasterKey, config: dict, key: KeyFile | None) -> None:
+        self.backend = backend
+        self.master = master
+        self.config = config
+        self.key = key
+        self.cipher = master.cipher()
+        self.index = ChunkIndex()
+        self.index_files: set[str] = set()
+        self._index_loaded = False
+        self._compressor_level = int(config.get("compression_level", 3))
+
+    # ---------------------------------------------------------------- opening
+    @classmethod
+    def create(
+        cls,
+        backend: Backend,
+        password: bytes,
+        *,
+        kdf: dict | None = None,
+        pack_size: int = DEFAULT_PACK_SIZE,
+        chunker: dict | None = None,
+    ) -> Repository:
+        if backend.exists_repository():
+            raise CellsBackupError(f"a repository already exists at {backend.location}")
+        master = MasterKey.generate()
+        config = {
+            "version": REPO_FORMAT_VERSION,
+            "id": secrets.token_hex(16),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "chunker": {**(chunker or DEFAULT_CHUNKER), "seed": secrets.randbits(63) | 1},
+            "pack_size": pack_size,
+            "compression": "zstd",
+            "compression_level": 3,
+        }
+        key_id, key_bytes = make_key_file(master, password, kdf)
+        backend.write(f"keys/{key_id}", key_bytes, exclusive=True)
+        sealed = seal(master.cipher(), json.dumps(config).encode())
+        backend.write("config", sealed, exclusive=True)
+        return cls.open(backend, password)
+
+    @classmethod
+    def open(cls, backend: Backend, password: bytes) -> Repository:
+        if not backend.exists_repository():
+            raise RepositoryNotFoundError(f"no repository at {backend.location} (create one with `init`)")
+        master, key = open_master_key(backend, password)
+        config = cls._read_config(backend, master)
+        return cls(backend, master, config, key)
+
+    @staticmethod
+    def _read_config(backend: Backend, master: MasterKey) -> dict:
+        plain = open_sealed(master.cipher(), backend.read("config"), "config")
+        try:
+            config = json.loads(plain)
+            version = int(config["version"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError(f"config: malformed ({exc})") from None
+        if version > REPO_FORMAT_VERSION:
+            raise CellsBackupError(
+                f"repository format {version} is newer than this cells-backup supports "
+                f"({REPO_FORMAT_VERSION}); upgrade cells-backup"
+            )
+        return config
+
+    @property
+    def id(self) -> str:
+        return self.config["id"]
+
+    @property
+    def pack_size(self) -> int:
+        return int(self.config.get("pack_size", DEFAULT_PACK_SIZE))
+
+    def compressor(self) -> zstandard.ZstdCompressor:
+        """A new compressor (they are not thread-safe: one per thread)."""
+        return zstandard.ZstdCompressor(level=self._compressor_level)
+
+    def blob_id(self, data: bytes | memoryview) -> bytes:
+        return blob_id(self.master.identity, data)
+
+    # ------------------------------------------------------------ sealed files
+    def seal(self, plaintext: bytes) -> bytes:
+        return seal(self.cipher, plaintext)
+
+    def write_sealed(self, directory: str, plaintext: bytes) -> str:
+        """Store an encrypted file named by the hash of its bytes; returns the hex id."""
+        sealed = seal(self.cipher, plaintext)
+        file_id = content_hash(sealed)
+        self.backend.write(f"{directory}/{file_id}", sealed)
+        return file_id
+
+    def read_sealed(self, directory: str, file_id: str) -> bytes:
+        name = f"{directory}/{file_id}"
+        data = self.backend.read(name)
+        if content_hash(data) != file_id:
+            raise IntegrityError(f"{name}: content does not match its name")
+        return open_sealed(self.cipher, data, name)
+
+    # ------------------------------------------------------------------ index
+    def load_index(self, *, strict: bool = False) -> list[str]:
+        """Read every index file into memory; returns the names that could not be read.
+
+        With ``strict`` a damaged index file raises instead.
+        """
+        if self._index_loaded:
+            return []
+        damaged: list[str] = []
+        for name, _size in self.backend.list("index/"):
+            file_id = name.split("/", 1)[1]
+            try:
+                packs, _replaced = decode_index(self.read_sealed("index", file_id), name)
+            except (IntegrityError, NotFoundError) as exc:
+                if strict:
+                    raise
+                damaged.append(f"{name}: {exc}")
+                continue
+            self.index_files.add(file_id)
+            for pack, entries in packs.items():
+                for e in entries:
+                    self.index.add(e.id, pack, e.offset, e.length, e.raw_length, e.type)
+        self._index_loaded = True
+        return damaged
+
+    # ------------------------------------------------------------------ blobs
+    def read_blob(self, blob: bytes) -> bytes:
+        loc = self.index.get(blob)
+        if loc is None:
+            raise IntegrityError(f"blob {blob.hex()[:16]} is not in any index")
+        name = pack_name(loc.pack)
+        stored = self.backend.read_range(name, loc.offset, loc.length)
+        if len(stored) != loc.length:
+            raise IntegrityError(f"{name}: truncated (blob {blob.hex()[:16]})")
+        return decode_blob(self.cipher, self.master.identity, stored, blob, loc.raw_length,
+                           f"{name} blob {blob.hex()[:16]}")
+
+    def read_tree(self, tree_id: str) -> list[dict]:
+        data = self.read_blob(bytes.fromhex(tree_id))
+        return decode_tree(data, f"tree {tree_id[:16]}")
+
+    # -------------------------------------------------------------- snapshots
+    def save_snapshot(self, snapshot: Snapshot) -> str:
+        snapshot.id = self.write_sealed("snapshots", snapshot.to_bytes())
+        return snapshot.id
+
+    def load_snapshot(self, snapshot_id: str) -> Snapshot:
+        return Snapshot.from_bytes(self.read_sealed("snapshots", snapshot_id), snapshot_id)
+
+    def snapshot_ids(self) -> list[str]:
+        return [name.split("/", 1)[1] for name, _ in self.backend.list("snapshots/")]
+
+    def list_snapshots(self, *, damaged: list[str] | None = None) -> list[Snapshot]:
+        """All readable snapshots, oldest first; unreadable ones are named in ``damaged``."""
+        snaps = []
+        for sid in self.snapshot_ids():
+            try:
+                snaps.append(self.load_snapshot(sid))
+            except (IntegrityError, NotFoundError) as exc:
+                if damaged is not None:
+                    damaged.append(f"snapshots/{sid}: {exc}")
+        snaps.sort(key=lambda s: (s.datetime, s.id))
+        return snaps
+
+    def resolve_snapshot(self, ref: str) -> Snapshot:
+        """A snapshot by full id, unique id prefix, or ``latest``."""
+        if ref == "latest":
+            snaps = self.list_snapshots()
+            if not snaps:
+                raise CellsBackupError("the repository has no snapshot yet")
+            return snaps[-1]
+        matches = [sid for sid in self.snapshot_ids() if sid.startswith(ref.lower())]
+        if not matches or not ref:
+            raise CellsBackupError(f"no snapshot matches {ref!r}")
+        if len(matches) > 1:
+            raise CellsBackupError(f"{ref!r} matches {len(matches)} snapshots; give more characters")
+        return self.load_snapshot(matches[0])
+
+    def walk(self, tree_id: str, prefix: str = "/") -> Iterator[tuple[str, dict]]:
+        """(path, node) of every node under a tree, depth first, parents before children."""
+        for node in self.read_tree(tree_id):
+            path = os.path.join(prefix, node["name"])
+            yield path, node
+            if node["type"] == "dir":
+                yield from self.walk(node["subtree"], path)
+
+    def save_tree_direct(self, nodes: list[dict]) -> str:
+        """Helper for callers outside a writer (tests, tools): store one tree synchronously."""
+        from .writer import BlobWriter
+
+        with BlobWriter(self) as writer:
+            tree = writer.save(TREE, encode_tree(nodes))
+        return tree.hex()

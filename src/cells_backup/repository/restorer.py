@@ -1,0 +1,255 @@
+"""Writing a snapshot's trees back to disk, safely.
+
+Safety against a hostile repository: names are validated when trees are
+decoded (no ``/``, ``..`` or empty names); every file is created with
+O_EXCL|O_NOFOLLOW inside directories this restore created itself; symlinks are
+created only after every file and directory, so no path ever traverses a
+restored link; hardlinks only point at files this restore wrote.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from ..errors import CellsBackupError
+from . import tree
+from .fsmeta import apply_metadata
+from .repository import Repository
+
+
+@dataclass
+class RestoreResult:
+    files: int = 0
+    dirs: int = 0
+    bytes: int = 0
+    errors: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _is_zero(data: bytes) -> bool:
+    return data.count(0) == len(data)
+
+
+class Restorer:
+    def __init__(
+        self,
+        repo: Repository,
+        *,
+        owner: tuple[int, int] | None = None,
+        overwrite: bool = False,
+        workers: int = 2,
+        on_file: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self.repo = repo
+        self.owner = owner
+        self.overwrite = overwrite
+        self.is_root = os.geteuid() == 0
+        self.result = RestoreResult()
+        self._workers = workers
+        self._lock = threading.Lock()
+        self._on_file = on_file
+        self._hardlinks: dict[tuple[int, int], str] = {}
+        self._symlinks: list[tuple[str, dict]] = []
+        self._links: list[tuple[str, str]] = []  # (first path, other name of the same inode)
+        self._dirs: list[tuple[str, dict]] = []
+
+    def _error(self, path: str, message: str) -> None:
+        with self._lock:
+            self.result.errors.append({"path": path, "error": message})
+
+    # ------------------------------------------------------------------ entry
+    def restore_tree(self, tree_id: str, target: str, *, root_node: dict | None = None,
+                     select: Callable[[str], bool] | None = None) -> RestoreResult:
+        """Restore the children of ``tree_id`` into the directory ``target``.
+
+        ``select`` (snapshot-relative path -> bool) limits the restore to some paths;
+        directories on the way to a selected path are always created.
+        """
+        target = os.path.abspath(target)
+        os.makedirs(target, exist_ok=True)
+        with ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="restore") as pool:
+            self._pending: list = []
+            self._pool = pool
+            self._walk(tree_id, target, "", select)
+            self._drain(0)
+        for first, path in self._links:
+            self._make_hardlink(first, path)
+        for path, node in self._symlinks:
+            self._make_symlink(path, node)
+        for path, node in reversed(self._dirs):
+            self.result.warnings += apply_metadata(path, node, owner=self.owner, is_root=self.is_root)
+        if root_node is not None:
+            self.result.warnings += apply_metadata(target, root_node, owner=self.owner, is_root=self.is_root)
+        return self.result
+
+    def _drain(self, keep: int) -> None:
+        while len(self._pending) > keep:
+            done, _ = wait(self._pending, return_when=FIRST_EXCEPTION)
+            for fut in done:
+                fut.result()
+            self._pending = [f for f in self._pending if not f.done()]
+
+    def _walk(self, tree_id: str, directory: str, rel: str, select: Callable[[str], bool] | None) -> None:
+        try:
+            nodes = self.repo.read_tree(tree_id)
+        except CellsBackupError as exc:
+            self._error(rel or "/", f"directory contents lost: {exc}")
+            return
+        for node in nodes:
+            node_rel = f"{rel}/{node['name']}"
+            path = os.path.join(directory, node["name"])
+            kind = node["type"]
+            if select is not None and not select(node_rel):
+                continue
+            if kind == tree.DIR:
+                if not self._make_dir(path):
+                    continue
+                self._dirs.append((path, node))
+                self.result.dirs += 1
+                self._walk(node["subtree"], path, node_rel, select)
+            elif kind == tree.FILE:
+                link_key = (node.get("dev", 0), node.get("inode", 0)) if node.get("nlink", 1) > 1 else None
+                if link_key is not None:
+                    first = self._hardlinks.setdefault(link_key, path)
+                    if first != path:
+                        self._links.append((first, path))
+                        continue
+                self._pending.append(self._pool.submit(self._restore_file_safe, path, node))
+                self._drain(self._workers * 8)
+            elif kind == tree.SYMLINK:
+                self._symlinks.append((path, node))
+            else:
+                self._make_special(path, node)
+
+    # ------------------------------------------------------------ node kinds
+    def _clear(self, path: str) -> bool:
+        """Make room for ``path`` when overwriting; never follows a link."""
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return True
+        if not self.overwrite:
+            self._error(path, "already exists")
+            return False
+        if stat.S_ISDIR(st.st_mode):
+            self._error(path, "a directory is in the way")
+            return False
+        os.unlink(path)
+        return True
+
+    def _make_dir(self, path: str) -> bool:
+        try:
+            os.mkdir(path, 0o700)
+            return True
+        except FileExistsError:
+            st = os.lstat(path)
+            if stat.S_ISDIR(st.st_mode):
+                return True
+            self._error(path, "exists and is not a directory")
+        except OSError as exc:
+            self._error(path, f"cannot create directory: {exc.strerror}")
+        return False
+
+    def _restore_file_safe(self, path: str, node: dict) -> None:
+        try:
+            self._restore_file(path, node)
+        except OSError as exc:
+            self._error(path, f"cannot write: {exc.strerror}")
+
+    def _restore_file(self, path: str, node: dict) -> None:
+        if not self._clear(path):
+            return
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        damaged = None
+        try:
+            offset = 0
+            for blob_hex in node.get("content", []):
+                try:
+                    data = self.repo.read_blob(bytes.fromhex(blob_hex))
+                except CellsBackupError as exc:
+                    damaged = str(exc)
+                    break
+                if _is_zero(data):
+                    os.lseek(fd, len(data), os.SEEK_CUR)  # leave a hole: sparse files stay sparse
+                else:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view):]
+                offset += len(data)
+            if damaged is None:
+                os.ftruncate(fd, offset)
+                warnings = apply_metadata(path, node, owner=self.owner, is_root=self.is_root, fd=fd)
+                if warnings:
+                    with self._lock:
+                        self.result.warnings += warnings
+        finally:
+            os.close(fd)
+        if damaged is not None:
+            os.unlink(path)
+            self._error(path, f"not restored, its data is damaged: {damaged}")
+            return
+        self._count(path, offset)
+
+    def _count(self, path: str, size: int) -> None:
+        with self._lock:
+            self.result.files += 1
+            self.result.bytes += size
+        if self._on_file is not None:
+            self._on_file(path, size)
+
+    def _make_hardlink(self, first: str, path: str) -> None:
+        if not os.path.lexists(first) or not self._clear(path):
+            self._error(path, f"hard link not restored: {first} is missing")
+            return
+        try:
+            os.link(first, path, follow_symlinks=False)
+        except OSError as exc:
+            self._error(path, f"cannot create hard link: {exc.strerror}")
+            return
+        self._count(path, 0)
+
+    def _make_symlink(self, path: str, node: dict) -> None:
+        if not self._clear(path):
+            return
+        try:
+            os.symlink(node["target"], path)
+        except OSError as exc:
+            self._error(path, f"cannot create symlink: {exc.strerror}")
+            return
+        self.result.warnings += apply_metadata(path, node, owner=self.owner, is_root=self.is_root)
+        self.result.files += 1
+
+    def _make_special(self, path: str, node: dict) -> None:
+        kind = node["type"]
+        if not self._clear(path):
+            return
+        try:
+            if kind == tree.FIFO:
+                os.mkfifo(path, 0o600)
+            elif kind in (tree.CHARDEV, tree.BLOCKDEV) and self.is_root:
+                mode = (stat.S_IFCHR if kind == tree.CHARDEV else stat.S_IFBLK) | 0o600
+                os.mknod(path, mode, node.get("rdev", 0))
+            else:
+                self.result.warnings.append(f"{path}: {kind} not restored")
+                return
+        except OSError as exc:
+            self._error(path, f"cannot create {kind}: {exc.strerror}")
+            return
+        self.result.warnings += apply_metadata(path, node, owner=self.owner, is_root=self.is_root)
+        self.result.files += 1
+
+
+def find_node(repo: Repository, tree_id: str, path: str) -> dict | None:
+    """The node at snapshot path ``path`` (``/`` gives a synthetic root), or None."""
+    parts = [p for p in path.split("/") if p]
+    node: dict | None = {"name": "", "type": tree.DIR, "subtree": tree_id}
+    for part in parts:
+        if node is None or node["type"] != tree.DIR:
+            return None
+        node = next((n for n in repo.read_tree(node["subtree"]) if n["name"] == part), None)
+    return node

@@ -1,0 +1,189 @@
+"""Storing new blobs: dedup, compress+encrypt on worker threads, fill packs, write index files.
+
+zstd, AES-GCM, BLAKE3 and file I/O all release the GIL, so a couple of worker
+threads keep both cores busy while the caller reads and chunks the next file.
+Memory is bounded: at most ``max_inflight`` bytes of blobs are queued, and a
+pack is written as soon as it reaches the configured size.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from .index import PackEntry, encode_index
+from .pack import PackBuilder, encode_blob
+from .repository import Repository, pack_name
+
+
+@dataclass
+class WriteStats:
+    blobs_new: int = 0
+    blobs_known: int = 0
+    bytes_new: int = 0  # plaintext bytes of new blobs
+    bytes_stored: int = 0  # bytes of packs written
+    packs: int = 0
+
+
+class BlobWriter:
+    """Deduplicating blob sink for one backup (or prune) run."""
+
+    def __init__(self, repo: Repository, *, workers: int = 2, max_inflight: int = 64 * 1024 * 1024) -> None:
+        self.repo = repo
+        self.stats = WriteStats()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blob")
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._budget = threading.Condition()
+        self._inflight = 0
+        self._max_inflight = max_inflight
+        self._builder = PackBuilder()
+        self._unsaved_packs: dict[bytes, list[PackEntry]] = {}
+        self._written_index: list[str] = []
+        self._error: BaseException | None = None
+        self._pending = 0
+        self._idle = threading.Condition(self._lock)
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.flush()
+        else:
+            self.close(flush_complete=True)
+
+    # ------------------------------------------------------------- public API
+    def save(self, type: int, data: bytes | memoryview, blob: bytes | None = None) -> bytes:
+        """Store ``data`` unless the repository already has it; returns its id."""
+        self._raise_pending_error()
+        if blob is None:
+            blob = self.repo.blob_id(data)
+        with self._lock:
+            if not self.repo.index.add(blob, None, 0, 0, len(data), type):
+                self.stats.blobs_known += 1
+                return blob
+            self._pending += 1
+        raw = bytes(data)
+        with self._budget:
+            while self._inflight > 0 and self._inflight + len(raw) > self._max_inflight:
+                self._budget.wait()
+                self._raise_pending_error()
+            self._inflight += len(raw)
+        self._pool.submit(self._store, type, blob, raw)
+        return blob
+
+    def known(self, blob: bytes) -> bool:
+        return blob in self.repo.index
+
+    def flush(self) -> list[str]:
+        """Wait for queued blobs, write the last pack and index; returns new index file ids."""
+        self._wait_idle()
+        self._raise_pending_error()
+        with self._lock:
+            builder, self._builder = self._builder, PackBuilder()
+        if builder.entries:
+            self._write_pack(builder)
+        self._raise_pending_error()
+        self._write_index(final=True)
+        self._pool.shutdown(wait=True)
+        return list(self._written_index)
+
+    def close(self, flush_complete: bool = False) -> None:
+        """Stop after an error: keep what is fully stored (indexed), drop the rest."""
+        try:
+            self._wait_idle()
+            if flush_complete and self._error is None:
+                self._write_index(final=False)
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    # --------------------------------------------------------------- internals
+    def _raise_pending_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _wait_idle(self) -> None:
+        with self._idle:
+            while self._pending:
+                self._idle.wait()
+
+    def _compressor(self):
+        comp = getattr(self._local, "compressor", None)
+        if comp is None:
+            comp = self._local.compressor = self.repo.compressor()
+        return comp
+
+    def _store(self, type: int, blob: bytes, raw: bytes) -> None:
+        try:
+            if self._error is not None:
+                return
+            stored = encode_blob(self.repo.cipher, self._compressor(), raw)
+            full = None
+            with self._lock:
+                self._builder.add(type, blob, stored, len(raw))
+                self.stats.blobs_new += 1
+                self.stats.bytes_new += len(raw)
+                if self._builder.size >= self.repo.pack_size:
+                    full, self._builder = self._builder, PackBuilder()
+            if full is not None:
+                self._write_pack(full)
+        except BaseException as exc:  # surfaced to the caller on its next call
+            self._error = self._error or exc
+        finally:
+            with self._budget:
+                self._inflight -= len(raw)
+                self._budget.notify_all()
+            with self._idle:
+                self._pending -= 1
+                self._idle.notify_all()
+
+    def _write_pack(self, builder: PackBuilder) -> None:
+        data = builder.finish(self.repo.cipher)
+        pack = bytes.fromhex(_hash(data))
+        self.repo.backend.write(pack_name(pack), data)
+        with self._lock:
+            for e in builder.entries:
+                self.repo.index.add(e.id, pack, e.offset, e.length, e.raw_length, e.type)
+            self._unsaved_packs[pack] = builder.entries
+            self.stats.bytes_stored += len(data)
+            self.stats.packs += 1
+        # An index file per pack lets an interrupted run's data be re-used; they are
+        # merged into one at the end of a successful run.
+        self._write_index(final=False)
+
+    def _write_index(self, final: bool) -> None:
+        with self._lock:
+            packs, self._unsaved_packs = self._unsaved_packs, {}
+        if final and len(self._written_index) > 1:
+            # Consolidate this run's index files into one, then drop the partial ones.
+            merged: dict[bytes, list[PackEntry]] = {}
+            for file_id in self._written_index:
+                from .index import decode_index
+
+                more, _ = decode_index(self.repo.read_sealed("index", file_id), f"index/{file_id}")
+                merged.update(more)
+            merged.update(packs)
+            replaced = list(self._written_index)
+            new_id = self.repo.write_sealed(
+                "index", encode_index(merged, supersedes=[bytes.fromhex(r) for r in replaced])
+            )
+            for file_id in replaced:
+                self.repo.backend.delete(f"index/{file_id}")
+                self.repo.index_files.discard(file_id)
+            self.repo.index_files.add(new_id)
+            self._written_index = [new_id]
+            return
+        if not packs:
+            return
+        new_id = self.repo.write_sealed("index", encode_index(packs))
+        self.repo.index_files.add(new_id)
+        with self._lock:
+            self._written_index.append(new_id)
+
+
+def _hash(data: bytes) -> str:
+    from .crypto import content_hash
+
+    return content_hash(data)
