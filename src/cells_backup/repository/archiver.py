@@ -124,8 +124,6 @@ class Archiver:
         parent_root = self.parent.tree if self.parent else None
         tree_id = self._archive_trie(root, "/", parent_root)
         self.summary.duration = time.monotonic() - started
-        self.summary.data_added = self.writer.stats.bytes_new
-        self.summary.blobs_new = self.writer.stats.blobs_new
         return tree_id
 
     # ---------------------------------------------------------------- helpers
@@ -382,6 +380,8 @@ def make_snapshot(
     extra: dict | None = None,
 ) -> Snapshot:
     summary = archiver.summary
+    summary.data_added = archiver.writer.stats.bytes_new
+    summary.blobs_new = archiver.writer.stats.blobs_new
     summary.data_stored = archiver.writer.stats.bytes_stored
     return Snapshot(
         time=(when or datetime.now(UTC)).astimezone().isoformat(),

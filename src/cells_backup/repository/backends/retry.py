@@ -175,4 +175,6 @@ class RetryingBackend:
 
     def __getattr__(self, attr: str) -> object:
         # Backend-specific extras (LocalBackend.remove_temp_files, ...) stay reachable.
+        if attr == "inner":  # not yet set (copy, pickle): avoid endless recursion
+            raise AttributeError(attr)
         return getattr(self.inner, attr)

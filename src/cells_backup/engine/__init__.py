@@ -1,0 +1,1 @@
+"""Orchestration: turn requests from the CLI into work on the lower layers."""

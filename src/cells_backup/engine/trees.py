@@ -1,0 +1,144 @@
+"""Backing up and restoring plain directory trees: the engine's generic path.
+
+The Cells-aware commands build on these with the installation's components.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import socket
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ..errors import CellsBackupError, TargetNotEmptyError
+from ..repository.archiver import Archiver, Progress, VirtualFile, make_snapshot
+from ..repository.lock import Lock
+from ..repository.repository import Repository
+from ..repository.restorer import Restorer, RestoreResult, find_node
+from ..repository.snapshot import Snapshot
+from ..repository.writer import BlobWriter
+
+LOCK_WAIT = 30.0
+
+
+def exclude_matcher(patterns: Iterable[str]) -> Callable[[str, bool], bool] | None:
+    """Glob patterns: no slash matches a name anywhere; ``/abs/glob`` an absolute path;
+    ``rel/glob`` the end of a path."""
+    plain, absolute, relative = [], [], []
+    for pattern in patterns:
+        pattern = pattern.rstrip("/")
+        if not pattern:
+            continue
+        if "/" not in pattern:
+            plain.append(pattern)
+        elif pattern.startswith("/"):
+            absolute.append(pattern)
+        else:
+            relative.append("*/" + pattern)
+    if not (plain or absolute or relative):
+        return None
+
+    def excluded(path: str, _is_dir: bool) -> bool:
+        name = os.path.basename(path)
+        return (
+            any(fnmatch.fnmatchcase(name, p) for p in plain)
+            or any(fnmatch.fnmatchcase(path, p) for p in absolute)
+            or any(fnmatch.fnmatchcase(path, p) for p in relative)
+        )
+
+    return excluded
+
+
+def choose_parent(repo: Repository, paths: list[str], hostname: str) -> Snapshot | None:
+    """The latest snapshot of the same paths from this host: its metadata spares re-reading files."""
+    wanted = sorted(paths)
+    candidates = [s for s in repo.list_snapshots() if s.hostname == hostname and sorted(s.paths) == wanted]
+    return candidates[-1] if candidates else None
+
+
+@dataclass
+class BackupRequest:
+    paths: list[str]
+    virtual: list[VirtualFile] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    excludes: list[str] = field(default_factory=list)
+    exclude_fn: Callable[[str, bool], bool] | None = None
+    time: datetime | None = None
+    extra: dict = field(default_factory=dict)
+    components: list[str] = field(default_factory=list)
+    cells_version: str | None = None
+    live: bool = False
+    lock_wait: float = LOCK_WAIT
+
+
+def run_backup(
+    repo: Repository,
+    request: BackupRequest,
+    *,
+    progress: Progress | None = None,
+    warn: Callable[[str], None] | None = None,
+    before_snapshot: Callable[[Snapshot], None] | None = None,
+) -> Snapshot:
+    """Archive the request's trees and streams and store the snapshot (written last)."""
+    for path in request.paths:
+        if not os.path.lexists(path):
+            raise CellsBackupError(f"{path} does not exist")
+    paths = [os.path.abspath(p) for p in request.paths]
+    with Lock(repo, exclusive=False, purpose="backup").acquire(request.lock_wait):
+        repo.load_index()
+        parent = choose_parent(repo, paths, socket.gethostname())
+        user_exclude = exclude_matcher(request.excludes)
+        extra_exclude = request.exclude_fn
+
+        def exclude(path: str, is_dir: bool) -> bool:
+            if user_exclude is not None and user_exclude(path, is_dir):
+                return True
+            return extra_exclude is not None and extra_exclude(path, is_dir)
+
+        with BlobWriter(repo) as writer:
+            archiver = Archiver(repo, writer, parent=parent, exclude=exclude, progress=progress, warn=warn)
+            tree_id = archiver.archive(paths, request.virtual)
+        snapshot = make_snapshot(repo, tree_id, paths, archiver, parent=parent, tags=request.tags,
+                                 when=request.time, extra=request.extra)
+        snapshot.components = request.components
+        snapshot.cells_version = request.cells_version
+        snapshot.live = request.live
+        if before_snapshot is not None:
+            before_snapshot(snapshot)
+        repo.save_snapshot(snapshot)
+    return snapshot
+
+
+def ensure_empty_target(target: str, force: bool) -> None:
+    if os.path.isdir(target) and os.listdir(target) and not force:
+        raise TargetNotEmptyError(f"restore target {target} is not empty (use --force to restore into it)")
+    if os.path.exists(target) and not os.path.isdir(target):
+        raise CellsBackupError(f"restore target {target} exists and is not a directory")
+
+
+def restore_tree(
+    repo: Repository,
+    snapshot: Snapshot,
+    target: str,
+    *,
+    only: str | None = None,
+    force: bool = False,
+    owner: tuple[int, int] | None = None,
+    on_file: Callable[[str, int], None] | None = None,
+) -> RestoreResult:
+    """Restore a snapshot (or the subtree ``only``) under ``target``, keeping full paths."""
+    ensure_empty_target(target, force)
+    repo.load_index()
+    select = None
+    if only:
+        wanted = "/" + only.strip("/")
+        if find_node(repo, snapshot.tree, wanted) is None:
+            raise CellsBackupError(f"{wanted} is not in snapshot {snapshot.short_id}")
+
+        def select(rel: str) -> bool:
+            return rel == wanted or rel.startswith(wanted + "/") or wanted.startswith(rel + "/")
+
+    restorer = Restorer(repo, owner=owner, overwrite=force, on_file=on_file)
+    return restorer.restore_tree(snapshot.tree, target, select=select)
