@@ -31,8 +31,25 @@ class RestoreResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _is_zero(data: bytes) -> bool:
-    return data.count(0) == len(data)
+_HOLE = 64 * 1024
+_ZEROS = bytes(_HOLE)
+
+
+def _write_sparse(fd: int, data: bytes) -> None:
+    """Write ``data`` at the current offset, leaving 64 KiB runs of zeros as holes."""
+    view = memoryview(data)
+    if data.find(_ZEROS[:4096]) < 0:  # common case: no long zero run at all
+        while view:
+            view = view[os.write(fd, view):]
+        return
+    for start in range(0, len(data), _HOLE):
+        end = min(start + _HOLE, len(data))
+        if end - start == _HOLE and data.count(0, start, end) == _HOLE:
+            os.lseek(fd, _HOLE, os.SEEK_CUR)
+            continue
+        block = view[start:end]
+        while block:
+            block = block[os.write(fd, block):]
 
 
 class Restorer:
@@ -174,12 +191,7 @@ class Restorer:
                 except CellsBackupError as exc:
                     damaged = str(exc)
                     break
-                if _is_zero(data):
-                    os.lseek(fd, len(data), os.SEEK_CUR)  # leave a hole: sparse files stay sparse
-                else:
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view):]
+                _write_sparse(fd, data)  # sparse files stay sparse
                 offset += len(data)
             if damaged is None:
                 os.ftruncate(fd, offset)

@@ -1,0 +1,101 @@
+"""Shared test helpers: run the real CLI, build and compare trees."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+FAST_KDF = ["--kdf-cost", "10"]
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def cli_env(password: str | None = "correct horse", **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CELLS_BACKUP_")}
+    env["PYTHONPATH"] = str(REPO_ROOT / "src")
+    env["XDG_CONFIG_HOME"] = extra.pop("XDG_CONFIG_HOME", "/nonexistent-config-home")
+    if password is not None:
+        env["CELLS_BACKUP_PASSWORD"] = password
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, input: bytes | None = None,
+            timeout: float = 300, check: bool = False) -> Result:
+    proc = subprocess.run([sys.executable, "-m", "cells_backup", *args], env=env or cli_env(),
+                          capture_output=True, input=input, timeout=timeout)
+    result = Result(proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))
+    if check and result.code != 0:
+        raise AssertionError(f"cells-backup {' '.join(args)} exited {result.code}:\n{result.stderr}")
+    return result
+
+
+def spawn_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "cells_backup", *args], env=env or cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def tree_state(root: str | Path, *, times: bool = True) -> dict[str, tuple]:
+    """Everything a restore must reproduce, per relative path: type, mode, content hash, link target,
+    mtime (ns), and which paths share an inode."""
+    root = str(root)
+    state: dict[str, tuple] = {}
+    inodes: dict[tuple[int, int], str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in sorted(dirnames + filenames):
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, root)
+            st = os.lstat(full)
+            kind = stat.S_IFMT(st.st_mode)
+            content = None
+            if stat.S_ISREG(st.st_mode):
+                with open(full, "rb") as f:
+                    content = hashlib.sha256(f.read()).hexdigest()
+                if st.st_nlink > 1:
+                    first = inodes.setdefault((st.st_dev, st.st_ino), rel)
+                    content = (content, "link-group", first if first != rel else None)
+            elif stat.S_ISLNK(st.st_mode):
+                content = os.readlink(full)
+            mtime = st.st_mtime_ns if times and not stat.S_ISLNK(st.st_mode) else None
+            if stat.S_ISDIR(st.st_mode):
+                mtime = None  # directory times are set last and depend on walk order of other tools
+            state[rel] = (kind, stat.S_IMODE(st.st_mode), content, mtime)
+    return state
+
+
+def normalize_link_groups(state: dict[str, tuple]) -> dict[str, tuple]:
+    """Hardlink groups compared by membership, not by which member is 'first'."""
+    groups: dict[str, set[str]] = {}
+    for rel, (_k, _m, content, _t) in state.items():
+        if isinstance(content, tuple):
+            leader = content[2] or rel
+            groups.setdefault(leader, set()).add(rel)
+    out = {}
+    for rel, (kind, mode, content, mtime) in state.items():
+        if isinstance(content, tuple):
+            leader = content[2] or rel
+            content = (content[0], frozenset(groups[leader]))
+        out[rel] = (kind, mode, content, mtime)
+    return out
+
+
+def flip_byte(path: str | Path, offset: int | None = None) -> None:
+    data = bytearray(Path(path).read_bytes())
+    pos = len(data) // 2 if offset is None else offset
+    data[pos] ^= 0x01
+    mode = os.stat(path).st_mode
+    os.chmod(path, 0o600)
+    Path(path).write_bytes(bytes(data))
+    os.chmod(path, stat.S_IMODE(mode))
