@@ -71,9 +71,11 @@ def report_backup(settings: Settings, snapshot, elapsed: float) -> None:
 @click.option("--start-command", help="Command that starts Cells again afterwards.")
 @click.option("--live", is_flag=True, help="Back up a running Cells (DB in one transaction; marked live).")
 @click.option("--time", "when", help="Snapshot time (ISO 8601), for imports and tests.")
+@click.option("--lock-wait", type=float, default=30.0, show_default=True,
+              help="Seconds to wait for an exclusive lock (prune) to go away before exit 11.")
 @common_options
 def backup(settings: Settings, cells_dir, tags, excludes, extra_paths, no_cells, no_database, stop_command,
-           start_command, live, when) -> None:
+           start_command, live, when, lock_wait) -> None:
     """Snapshot the installation (or, with --no-cells, just the --extra-path trees)."""
     when_dt = None
     if when:
@@ -90,12 +92,13 @@ def backup(settings: Settings, cells_dir, tags, excludes, extra_paths, no_cells,
 
         return cells_backup(settings, cells_dir=cells_dir, tags=list(tags), excludes=excludes,
                             extra_paths=extra_paths, no_database=no_database, stop_command=stop_command,
-                            start_command=start_command, live=live, when=when_dt)
+                            start_command=start_command, live=live, when=when_dt, lock_wait=lock_wait)
     if not extra_paths:
         raise UsageError("--no-cells needs at least one --extra-path")
     repo = settings.open()
     progress = Progress()
-    request = BackupRequest(paths=extra_paths, tags=list(tags), excludes=excludes, time=when_dt)
+    request = BackupRequest(paths=extra_paths, tags=list(tags), excludes=excludes, time=when_dt,
+                            lock_wait=lock_wait)
     with ProgressLine(_progress_renderer(progress, 0), enabled=not settings.out.quiet) as line:
         snapshot = run_backup(repo, request, progress=progress, warn=settings.out.warn)
     report_backup(settings, snapshot, snapshot.summary.get("duration", 0) or line.started)

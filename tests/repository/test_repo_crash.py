@@ -1,0 +1,58 @@
+"""A backup killed with SIGKILL at random moments never damages the repository."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+from helpers import run_cli, spawn_cli, tree_state
+
+
+def make_corpus(root: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    for d in range(8):
+        sub = root / f"d{d}"
+        sub.mkdir(parents=True)
+        for f in range(40):
+            size = rng.choice([100, 5000, 200_000, 1_000_000])
+            (sub / f"f{f}").write_bytes(os.urandom(size))
+    (root / "large.bin").write_bytes(os.urandom(48 * 1024 * 1024))
+
+
+def test_sigkill_during_backup_leaves_valid_repository_and_next_run_reuses_data(repo, env, tmp_path):
+    src = tmp_path / "corpus"
+    make_corpus(src, 1)
+    # Calibrate: how long does a whole first backup take on this machine?
+    started = time.monotonic()
+    run_cli("--repo", repo, "backup", "--no-cells", "--extra-path", str(src), env=env, check=True)
+    full = time.monotonic() - started
+    victim = str(tmp_path / "victim-repo")
+    run_cli("--repo", victim, "init", "--kdf-cost", "10", env=env, check=True)
+    repo = victim
+    rng = random.Random(42)
+    killed = 0
+    for delay in [rng.uniform(0.15, 0.9) * full for _ in range(6)]:
+        proc = spawn_cli("--repo", repo, "backup", "--no-cells", "--extra-path", str(src), env=env)
+        time.sleep(delay)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            killed += 1
+        proc.wait()
+        r = run_cli("--repo", repo, "check", env=env)
+        assert r.code == 0, f"check failed after kill at {delay:.2f}s:\n{r.stdout}\n{r.stderr}"
+    assert killed >= 3
+    indexed_before = len(os.listdir(Path(repo) / "index")) if (Path(repo) / "index").exists() else 0
+
+    r = run_cli("--repo", repo, "backup", "--no-cells", "--extra-path", str(src), "--json", env=env)
+    assert r.code == 0, r.stderr
+    summary = json.loads(r.stdout)["snapshot"]["summary"]
+    if indexed_before:
+        assert summary["data_added"] < summary["total_bytes"], "data stored by killed runs was not re-used"
+    assert run_cli("--repo", repo, "check", "--read-data", env=env).code == 0
+    out = tmp_path / "restored"
+    assert run_cli("--repo", repo, "restore", "latest", "--target", str(out), env=env).code == 0
+    assert tree_state(out / str(src).lstrip("/")) == tree_state(src)
