@@ -52,7 +52,7 @@ def parse_version(value: Any, path: Path | str = "pydio.json") -> tuple[int, int
         return None
     m = _VERSION.match(value) if isinstance(value, str) else None
     if not m:
-        raise CellsBackupError(f"{path}: unknown \"version\" format {value!r}")
+        raise CellsBackupError(f'{path}: unknown "version" format {value!r}')
     return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
 
 

@@ -136,7 +136,9 @@ def format_mysql_dsn(
     user: str, password: str, host: str, port: int, database: str, params: str = "", *, v5: bool = False
 ) -> str:
     """A MySQL DSN as Cells stores it: go-sql-driver form, with ``mysql://`` for v5."""
-    return format_dsn(SqlDsn("mysql", "mysql" if v5 else "", user, password, "tcp", host, port, database, params))
+    return format_dsn(
+        SqlDsn("mysql", "mysql" if v5 else "", user, password, "tcp", host, port, database, params)
+    )
 
 
 def retarget_dsn(original: str, target: str) -> str:
@@ -165,7 +167,7 @@ def retarget_dsn(original: str, target: str) -> str:
             password=new.password if new.user else old.password,
             net=new.net,
             host=new.host or old.host,
-            port=new.port if new.host else old.port,
+            port=new.port or old.port,
             database=new.database or old.database,
             params=params,
         )

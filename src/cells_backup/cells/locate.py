@@ -74,7 +74,7 @@ def find_working_dir(
     else:
         candidates, final = [*default_working_dirs(cenv, platform, home), "/var/cells"], False
     for candidate in candidates:
-        path = Path(candidate).expanduser()
+        path = Path(os.path.abspath(Path(candidate).expanduser()))  # absolute, symlinks kept as configured
         if (path / CONFIG_NAME).is_file():
             return path
         tried.append(str(path))

@@ -17,7 +17,17 @@ from ..errors import CellsBackupError
 from .config import default_database_key, ref_key
 from .model import LOCAL, SHAPE_LEGACY, DatabaseRef, Datasource, ObjectsService, Site
 
-STORAGE_TYPES = {0: "LOCAL", 1: "S3", 2: "SMB", 4: "CELLS", 5: "AZURE", 6: "GCS", 7: "B2", 8: "MANTA", 9: "SIA"}
+STORAGE_TYPES = {
+    0: "LOCAL",
+    1: "S3",
+    2: "SMB",
+    4: "CELLS",
+    5: "AZURE",
+    6: "GCS",
+    7: "B2",
+    8: "MANTA",
+    9: "SIA",
+}
 ENCRYPTION_MODES = {0: "CLEAR", 1: "MASTER", 2: "USER", 3: "USER_PWD"}
 SYNC = "pydio.grpc.data.sync"
 OBJECTS = "pydio.grpc.data.objects"
@@ -58,7 +68,9 @@ def _names(data: dict[str, Any], service: str) -> list[str]:
     if listed is not None:
         return listed
     prefix = service + "."
-    return [k[len(prefix) :] for k, v in services(data).items() if k.startswith(prefix) and isinstance(v, dict)]
+    return [
+        k[len(prefix) :] for k, v in services(data).items() if k.startswith(prefix) and isinstance(v, dict)
+    ]
 
 
 def storage_type(value: Any) -> str:
@@ -131,7 +143,9 @@ def parse_datasources(
             if folder is None:
                 notes.append(f"local datasource {name} has no StorageConfiguration.folder nor LocalFolder")
             if objects_name and obj is None:
-                notes.append(f"datasource {name} uses objects service {objects_name}, which is not configured")
+                notes.append(
+                    f"datasource {name} uses objects service {objects_name}, which is not configured"
+                )
         result.append(ds)
     return result, notes
 
@@ -165,7 +179,7 @@ def parse_databases(data: dict[str, Any], path: Path | str) -> tuple[list[Databa
     """All ``databases`` entries with their role; fails closed when the main SQL DB cannot be found."""
     dbs = data.get("databases")
     if dbs is not None and not isinstance(dbs, dict):
-        raise CellsBackupError(f"{path}: \"databases\" is a {type(dbs).__name__}, expected an object")
+        raise CellsBackupError(f'{path}: "databases" is a {type(dbs).__name__}, expected an object')
     dbs = dbs or {}
     default_key = default_database_key(data, path)
     if default_key is None:
@@ -173,7 +187,9 @@ def parse_databases(data: dict[str, Any], path: Path | str) -> tuple[list[Databa
             f"{path}: no defaults.database, cannot find the SQL database (Cells not configured yet?)"
         )
     if default_key not in dbs:
-        raise CellsBackupError(f"{path}: defaults.database names databases/{default_key}, which does not exist")
+        raise CellsBackupError(
+            f"{path}: defaults.database names databases/{default_key}, which does not exist"
+        )
     defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
     docs_value = defaults.get("documentsDSN")
     docs_key = None
@@ -185,7 +201,7 @@ def parse_databases(data: dict[str, Any], path: Path | str) -> tuple[list[Databa
     refs: list[DatabaseRef] = []
     for key, entry in dbs.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("dsn"), str):
-            raise CellsBackupError(f"{path}: databases/{key} has no \"dsn\" string")
+            raise CellsBackupError(f'{path}: databases/{key} has no "dsn" string')
         driver, dsn = str(entry.get("driver", "")), entry["dsn"]
         engine = database_engine(driver, dsn)
         if key == default_key:
@@ -207,7 +223,9 @@ def parse_databases(data: dict[str, Any], path: Path | str) -> tuple[list[Databa
             role = "other"
         refs.append(DatabaseRef(key=key, driver=driver, dsn=dsn, role=role, engine=engine))
     if docs_key and docs_key not in dbs:
-        raise CellsBackupError(f"{path}: defaults.documentsDSN names databases/{docs_key}, which does not exist")
+        raise CellsBackupError(
+            f"{path}: defaults.documentsDSN names databases/{docs_key}, which does not exist"
+        )
     return refs, document_store
 
 
@@ -225,7 +243,9 @@ def parse_sites(data: dict[str, Any], shape: str) -> list[Site]:
             continue
         binds = [b for b in site.get("Binds") or [] if isinstance(b, str)]
         tls, certs = _tls(site.get("TLSConfig"))
-        out.append(Site(binds=binds, external_url=_str(site.get("ReverseProxyURL")), tls=tls, cert_files=certs))
+        out.append(
+            Site(binds=binds, external_url=_str(site.get("ReverseProxyURL")), tls=tls, cert_files=certs)
+        )
     return out
 
 

@@ -47,9 +47,9 @@ def _find_master(node: Any) -> str | None:
     """The ``keyring.master`` value at any depth of the v4/v5 JSON key store."""
     if isinstance(node, dict):
         for key, value in node.items():
-            if (key == KEYRING_KEY or key.endswith("/" + KEYRING_KEY) or key.endswith("." + KEYRING_KEY)) and (
-                isinstance(value, str)
-            ):
+            if (
+                key == KEYRING_KEY or key.endswith("/" + KEYRING_KEY) or key.endswith("." + KEYRING_KEY)
+            ) and (isinstance(value, str)):
                 return value
         for value in node.values():
             found = _find_master(value)

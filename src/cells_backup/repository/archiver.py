@@ -135,7 +135,7 @@ class Archiver:
         if not subtree:
             return {}
         try:
-            return {n["name"]: n for n in self.repo.read_tree(subtree)}
+            return {n["name"]: n for n in self.repo.read_tree(subtree, validate=False)}
         except Exception:  # a damaged parent only costs re-reading files
             return {}
 
@@ -292,13 +292,12 @@ class Archiver:
             self._error(path, f"cannot open: {exc.strerror}")
             return None
         try:
-            before = os.fstat(fd)
-            if before.st_ino != st.st_ino:
-                self._error(path, "replaced while being read; this snapshot has the newer file")
             with io.FileIO(fd, "rb", closefd=False) as f:
                 content, size = self._store_stream(f)
             after = os.fstat(fd)
-            if after.st_mtime_ns != before.st_mtime_ns or after.st_size != size:
+            if after.st_ino != st.st_ino:
+                self._error(path, "replaced while being read; this snapshot has the newer file")
+            elif after.st_mtime_ns != st.st_mtime_ns or after.st_size != size:
                 self._error(path, "changed while being read; the stored copy may be inconsistent")
             return content, size
         except OSError as exc:
