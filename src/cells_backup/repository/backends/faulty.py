@@ -34,7 +34,8 @@ Operations: ``read`` (covers ``read_range`` too), ``read_range``, ``write``, ``d
 - ``lost_ack``: the call is done, then a transient error is raised as if the reply were lost.
 
 Counting: a rule lets the first ``skip`` matching calls through, then fires ``times`` times
-(``None``: forever). ``match`` is a name prefix, a glob when it holds ``*?[``, or a predicate.
+(``None``: forever), on every ``every``-th matching call (``every=3``: a flaky link failing one
+call in three). ``match`` is a name prefix, a glob when it holds ``*?[``, or a predicate.
 The first rule that fires wins. ``fired`` on each rule and ``calls`` on the backend let tests
 assert what happened. All counters are thread-safe.
 """
@@ -73,6 +74,7 @@ class Fault:
     match: str | Callable[[str], bool] | None = None
     times: int | None = 1
     skip: int = 0
+    every: int = 1
     delay: float = 0.0
     keep: int | None = None
     leave_temp: bool = True
@@ -107,6 +109,12 @@ class Fault:
             return fnmatch.fnmatchcase(name, self.match)
         return name.startswith(self.match)
 
+    def due(self) -> bool:
+        """Whether the call just counted in ``seen`` is one this rule acts on."""
+        if self.seen <= self.skip or (self.times is not None and self.fired >= self.times):
+            return False
+        return (self.seen - self.skip - 1) % max(1, self.every) == 0
+
     def error(self, op: str, name: str, what: str = "failure") -> BackendError:
         """The exception this rule raises."""
         text = self.message or f"injected {what} on {op} {name}"
@@ -115,7 +123,7 @@ class Fault:
 
 def parse_plan(spec: str) -> list[Fault]:
     """``"op:kind[:key=value...]; ..."`` -> rules. Keys: match, times (or "none"), skip, delay,
-    keep, leave_temp, permanent, message."""
+    every, keep, leave_temp, permanent, message."""
     rules = []
     for part in filter(None, (p.strip() for p in spec.split(";"))):
         op, _, rest = part.partition(":")
@@ -125,7 +133,7 @@ def parse_plan(spec: str) -> list[Fault]:
             key, sep, value = option.partition("=")
             if not sep:
                 raise ValueError(f"fault option {option!r} is not key=value in {part!r}")
-            if key in ("times", "skip", "keep"):
+            if key in ("times", "skip", "keep", "every"):
                 kwargs[key] = None if value.lower() == "none" else int(value)
             elif key == "delay":
                 kwargs[key] = float(value)
@@ -174,7 +182,7 @@ class FaultyBackend:
                 if not fault.applies(op, name):
                     continue
                 fault.seen += 1
-                if chosen is None and fault.seen > fault.skip and (fault.times is None or fault.fired < fault.times):
+                if chosen is None and fault.due():
                     fault.fired += 1
                     chosen = fault
             return chosen

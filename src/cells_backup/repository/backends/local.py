@@ -108,7 +108,9 @@ class LocalBackend:
         _fsync_dir(os.path.dirname(path))
 
     def list(self, prefix: str) -> Iterator[tuple[str, int]]:
-        base = self._path(prefix.rstrip("/")) if prefix.rstrip("/") else self.root
+        # Walk from the directory holding the prefix; the prefix may end inside a name.
+        directory = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        base = self._path(directory) if directory else self.root
         if not os.path.isdir(base):
             return
         for dirpath, dirnames, filenames in os.walk(base):

@@ -220,9 +220,11 @@ class S3Backend:
                 "AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws/credentials (AWS_PROFILE)"
             )
 
+        # Precedence: explicit option > explicit policy > environment knob > default.
         policy = retry or DEFAULT_POLICY
-        attempts = attempts or _int_or_none(_float_env(env, ENV_ATTEMPTS)) or policy.attempts
-        deadline = deadline or _float_env(env, ENV_DEADLINE) or policy.deadline
+        attempts = attempts or (retry and retry.attempts) or _int_or_none(_float_env(env, ENV_ATTEMPTS)) \
+            or policy.attempts
+        deadline = deadline or (retry and retry.deadline) or _float_env(env, ENV_DEADLINE) or policy.deadline
         timeout = timeout or _float_env(env, ENV_TIMEOUT) or DEFAULT_TIMEOUT
         connect_timeout = connect_timeout or _float_env(env, ENV_CONNECT_TIMEOUT) or DEFAULT_CONNECT_TIMEOUT
 
@@ -426,6 +428,9 @@ class S3Backend:
                 "InvalidToken": "invalid session token",
             }.get(code or "", "access denied")
             return BackendError(f"S3 {reason} for {where}: {_CREDENTIAL_HINT}")
+        if code in ("AuthorizationHeaderMalformed", "PermanentRedirect", "IllegalLocationConstraintException") \
+                or status == 301:
+            return BackendError(f"S3 {where} is in another region: set --s3-region/AWS_REGION to the bucket's region")
         if status == 429 or code in ("SlowDown", "RequestLimitExceeded", "Throttling"):
             return TransientBackendError(f"S3 is throttling requests to {where} ({op} {name}); try later")
         if status is not None and status >= 500:
@@ -436,7 +441,7 @@ class S3Backend:
             return TransientBackendError(f"cannot resolve the S3 endpoint host of {self.endpoint_label}")
         if "connection refused" in lowered or "connectionrefused" in lowered:
             return TransientBackendError(f"cannot reach S3 endpoint {self.endpoint_label}: connection refused")
-        if "timeout" in lowered or "timed out" in lowered:
+        if "kind: timeout" in lowered or "timedout" in lowered or "timed out" in lowered:
             return TransientBackendError(
                 f"S3 endpoint {self.endpoint_label} did not answer in time ({op} {name})"
             )
