@@ -1,17 +1,195 @@
-"""Cells-aware backup, restore and database export (wired to the cells/ and database/ layers)."""
+"""Cells-aware commands: backup/restore of an installation, inspect, verify-install, rehost, dump --database."""
 
 from __future__ import annotations
 
-from ..errors import UsageError
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import CellsBackupError, ExitCode, UsageError
+from ..repository.archiver import Progress
+from .main import Settings, cli, common_options
+from .output import ProgressLine, human_bytes, human_duration
 
 
-def cells_backup(settings, **_kwargs) -> None:
-    raise UsageError("Cells-aware backup is not available in this build; use --no-cells --extra-path")
+def cells_backup(settings: Settings, *, cells_dir, tags, excludes, extra_paths, no_database, stop_command,
+                 start_command, live, when, lock_wait, skip_documents_db=False, database_url=None) -> None:
+    from ..engine.installation_backup import InstallationBackupRequest, backup_installation
+    from .commands_tree import _progress_renderer, report_backup
+
+    hooks = settings.config.get("hooks", {})
+    request = InstallationBackupRequest(
+        cells_dir=cells_dir or settings.config.get("cells_dir"), tags=tags, excludes=excludes,
+        extra_paths=extra_paths, no_database=no_database, database_url=database_url,
+        skip_documents_db=skip_documents_db, stop_command=stop_command or hooks.get("stop_command"),
+        start_command=start_command or hooks.get("start_command"), live=live, when=when, lock_wait=lock_wait)
+    repo = settings.open()
+    progress = Progress()
+    with ProgressLine(_progress_renderer(progress, 0), enabled=not settings.out.quiet):
+        result = backup_installation(repo, request, progress=progress, warn=settings.out.warn,
+                                     info=settings.out.info)
+    for note in result.warnings:
+        settings.out.warn(note)
+    report_backup(settings, result.snapshot, result.snapshot.summary.get("duration", 0))
+    if result.downtime is not None:
+        settings.out.info(f"Cells downtime: {human_duration(result.downtime)} ({result.downtime:.1f} s)")
+    if result.snapshot.partial:
+        raise SystemExit(ExitCode.PARTIAL)
 
 
-def cells_restore(settings, repo, snap, **_kwargs) -> None:
-    raise UsageError("Cells-aware restore is not available in this build; use --target")
+def cells_restore(settings: Settings, repo, snap, *, cells_dir, maps, database_url, external_url, bind,
+                  peer_address, clear_peer_address, only, owner, dry_run, force) -> None:
+    from ..engine.installation_restore import InstallationRestoreRequest, plan_restore, restore_installation
+
+    request = InstallationRestoreRequest(
+        cells_dir=cells_dir, maps=maps, database_url=database_url, external_url=external_url, bind=bind,
+        peer_address=peer_address, clear_peer_address=clear_peer_address, only=only, owner=owner,
+        dry_run=dry_run, force=force)
+    if dry_run:
+        plan = plan_restore(repo, snap, request)
+        settings.out.result(plan.describe(), plan.render())
+        return
+    result = restore_installation(repo, snap, request, info=settings.out.info)
+    files = result.files
+    lines = [f"restored {files.files} files, {files.dirs} dirs, {human_bytes(files.bytes)}"]
+    for db in result.databases:
+        lines.append(f"database {db.get('database')}: {len(db.get('tables', []))} tables loaded and verified")
+    for err in files.errors[:50]:
+        lines.append(f"error: {err['path']}: {err['error']}")
+    if result.verify is not None:
+        for finding in result.verify.get("findings", []):
+            if finding["severity"] != "ok":
+                lines.append(f"{finding['severity']}: {finding['message']}")
+    lines.append("installation is whole: Cells can be started" if result.whole
+                 else "installation is NOT whole: see the errors above")
+    settings.out.result({"whole": result.whole, "plan": result.plan.describe(), "files": files.files,
+                         "bytes": files.bytes, "errors": files.errors, "databases": result.databases,
+                         "verify": result.verify}, "\n".join(lines))
+    if not result.whole:
+        raise SystemExit(ExitCode.ERROR)
 
 
-def dump_database(settings, repo, snap, output) -> None:
-    raise UsageError("this snapshot has no database")
+def dump_database(settings: Settings, repo, snap, output: str) -> None:
+    from ..database.export import export_sql
+    from ..engine.installation_restore import database_parts
+
+    dbs = snap.extra.get("databases") or {}
+    if not dbs:
+        raise CellsBackupError(f"snapshot {snap.short_id} holds no database")
+    repo.load_index()
+    key, info = next(iter(dbs.items()))
+    parts = database_parts(repo, snap, info["path"])
+    if output == "-":
+        if sys.stdout.isatty():
+            raise UsageError("refusing to write SQL to a terminal; use -o FILE or a pipe")
+        export_sql(parts, info["manifest"], sys.stdout.buffer)
+    else:
+        with open(output, "wb") as f:
+            export_sql(parts, info["manifest"], f)
+    settings.out.info(f"wrote database {key[:12]} ({len(info['manifest'].get('tables', {}))} tables)")
+
+
+@cli.command()
+@click.option("--cells-dir", type=click.Path(file_okay=False), help="Cells working directory.")
+@click.option("--database-url", help="Use this database instead of the one in pydio.json.")
+@common_options
+def inspect(settings: Settings, cells_dir: str | None, database_url: str | None) -> None:
+    """What a backup would take: components, sizes, databases, sites, warnings."""
+    from ..engine.inspect import inspect_installation
+
+    doc = inspect_installation(cells_dir or settings.config.get("cells_dir"), database_url)
+    out = settings.out
+    lines = [f"Cells {doc['cells_version'] or '?'} in {doc['working_dir']} ({doc['config_shape']} config)"
+             + (" - RUNNING" if doc["running"] else "")]
+    rows = [[c["name"], c["kind"], c["path"], str(c["files"]), human_bytes(c["bytes"])] for c in doc["components"]]
+    lines.append(out.table(["Component", "Kind", "Path", "Files", "Size"], rows))
+    for c in doc["components"]:
+        for e in c["excludes"]:
+            lines.append(f"  excluded from {c['name']}: {e['pattern']} ({e['reason']})")
+    for db in doc["databases"]:
+        state = db.get("server") or db.get("error", "")
+        lines.append(f"database {db['key'][:12]}: {db['kind']} {db['connection']} - {state}")
+    for site in doc["sites"]:
+        lines.append(f"site: binds {', '.join(site['binds']) or '-'}; external URL {site['external_url'] or '-'}; "
+                     f"TLS {site['tls']}")
+    for skipped in doc["not_backed_up"]:
+        lines.append(f"not backed up: {skipped['name']}: {skipped['reason']}")
+    for warning in doc["warnings"]:
+        lines.append(f"warning: {warning}")
+    out.result(doc, "\n".join(lines))
+
+
+@cli.command("verify-install")
+@click.option("--cells-dir", type=click.Path(file_okay=False), help="Cells working directory.")
+@click.option("--database-url", help="Check this database instead of the one in pydio.json.")
+@common_options
+def verify_install(settings: Settings, cells_dir: str | None, database_url: str | None) -> None:
+    """Check that an installation (a fresh restore, or a live one) is whole."""
+    from ..cells import find_working_dir, load_installation, verify_installation
+    from ..engine.dbcheck import index_table_checker
+    from ..engine.installation_backup import database_sources
+
+    wd = find_working_dir(cells_dir or settings.config.get("cells_dir"))
+    check = None
+    try:
+        inst = load_installation(wd)
+        sources = database_sources(inst, database_url)
+        if sources and sources[0].conn.kind == "mysql":
+            check = index_table_checker(sources[0].conn)
+    except CellsBackupError:
+        inst = None
+    report = verify_installation(inst or wd, database_check=check)
+    doc = report.to_dict()
+    lines = [f"{f['severity']}: {f['message']}" for f in doc["findings"]
+             if f["severity"] != "ok" or settings.out.verbose]
+    lines.append("installation is whole" if report.whole else f"installation is NOT whole ({len(report.errors)} "
+                 "problem(s) would stop Cells from working)")
+    settings.out.result(doc, "\n".join(lines))
+    if not report.whole:
+        raise SystemExit(ExitCode.ERROR)
+
+
+@cli.command()
+@click.option("--cells-dir", type=click.Path(file_okay=False), help="Cells working directory.")
+@click.option("--map", "maps", multiple=True, metavar="OLD=NEW", help="Rewrite paths under OLD to NEW.")
+@click.option("--database-url", help="New database (URL form).")
+@click.option("--external-url", help="New public URL of the site.")
+@click.option("--bind", help="New bind address HOST:PORT.")
+@click.option("--peer-address", help="New PeerAddress for datasources.")
+@click.option("--clear-peer-address", is_flag=True, help="Remove PeerAddress from datasources.")
+@click.option("--dry-run", is_flag=True, help="Show the edits, change nothing.")
+@common_options
+def rehost(settings: Settings, cells_dir, maps, database_url, external_url, bind, peer_address,
+           clear_peer_address, dry_run) -> None:
+    """Rewrite an installation's config for a new host, in place, keeping a dated copy."""
+    from ..cells import (
+        RewriteRequest,
+        detect_running,
+        find_working_dir,
+        load_installation,
+        rehost_in_place,
+        render_diff,
+        retarget_dsn,
+    )
+    from ..engine.installation_restore import _parse_maps
+    from ..errors import CellsRunningError
+
+    wd = find_working_dir(cells_dir or settings.config.get("cells_dir"))
+    inst = load_installation(wd)
+    status = detect_running(inst)
+    if status.running and not dry_run:
+        raise CellsRunningError("Cells is running (" + "; ".join(status.evidence[:2]) + "); stop it before rehost")
+    dsn = None
+    if database_url:
+        if inst.default_database is None:
+            raise UsageError("this installation has no default database to retarget")
+        dsn = retarget_dsn(inst.default_database.dsn, database_url)
+    request = RewriteRequest(path_map=_parse_maps(list(maps)), external_url=external_url, bind=bind,
+                             peer_address=peer_address, clear_peer_address=clear_peer_address, database_dsn=dsn)
+    result = rehost_in_place(Path(wd), request, dry_run=dry_run)
+    text = render_diff(result.edits) if result.edits else "nothing to change"
+    if result.backup_path:
+        text += f"\nprevious config kept as {result.backup_path}"
+    settings.out.result({"edits": [e.to_dict() for e in result.edits], "config": str(result.config_path),
+                         "backup": str(result.backup_path) if result.backup_path else None}, text)

@@ -71,11 +71,13 @@ def report_backup(settings: Settings, snapshot, elapsed: float) -> None:
 @click.option("--start-command", help="Command that starts Cells again afterwards.")
 @click.option("--live", is_flag=True, help="Back up a running Cells (DB in one transaction; marked live).")
 @click.option("--time", "when", help="Snapshot time (ISO 8601), for imports and tests.")
+@click.option("--database-url", help="Dump this database instead of the one in pydio.json (URL form).")
+@click.option("--skip-documents-db", is_flag=True, help="Back up without the MongoDB document store.")
 @click.option("--lock-wait", type=float, default=30.0, show_default=True,
               help="Seconds to wait for an exclusive lock (prune) to go away before exit 11.")
 @common_options
 def backup(settings: Settings, cells_dir, tags, excludes, extra_paths, no_cells, no_database, stop_command,
-           start_command, live, when, lock_wait) -> None:
+           start_command, live, when, database_url, skip_documents_db, lock_wait) -> None:
     """Snapshot the installation (or, with --no-cells, just the --extra-path trees)."""
     when_dt = None
     if when:
@@ -92,7 +94,8 @@ def backup(settings: Settings, cells_dir, tags, excludes, extra_paths, no_cells,
 
         return cells_backup(settings, cells_dir=cells_dir, tags=list(tags), excludes=excludes,
                             extra_paths=extra_paths, no_database=no_database, stop_command=stop_command,
-                            start_command=start_command, live=live, when=when_dt, lock_wait=lock_wait)
+                            start_command=start_command, live=live, when=when_dt, lock_wait=lock_wait,
+                            database_url=database_url, skip_documents_db=skip_documents_db)
     if not extra_paths:
         raise UsageError("--no-cells needs at least one --extra-path")
     repo = settings.open()

@@ -2,40 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import tarfile
 from typing import BinaryIO
 
 from ..errors import CellsBackupError
+from ..repository.reader import open_content
 from ..repository.repository import Repository
 from ..repository.restorer import find_node
 from ..repository.snapshot import Snapshot
 
 _TYPES = {"dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "fifo": tarfile.FIFOTYPE,
           "chardev": tarfile.CHRTYPE, "blockdev": tarfile.BLKTYPE}
-
-
-class _BlobReader(io.RawIOBase):
-    """Reads a file's content blob by blob, so memory stays at one chunk."""
-
-    def __init__(self, repo: Repository, content: list[str]) -> None:
-        self._repo = repo
-        self._ids = iter(content)
-        self._buf = memoryview(b"")
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf) -> int:  # type: ignore[override]
-        while not self._buf:
-            blob = next(self._ids, None)
-            if blob is None:
-                return 0
-            self._buf = memoryview(self._repo.read_blob(bytes.fromhex(blob)))
-        n = min(len(buf), len(self._buf))
-        buf[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
 
 
 def write_tar(repo: Repository, snapshot: Snapshot, path: str, out: BinaryIO) -> int:
@@ -67,7 +44,7 @@ def write_tar(repo: Repository, snapshot: Snapshot, path: str, out: BinaryIO) ->
                     if node.get("nlink", 1) > 1:
                         hardlinks[key] = info.name
                     info.size = node.get("size", 0)
-                    fileobj = io.BufferedReader(_BlobReader(repo, node.get("content", [])), 1024 * 1024)
+                    fileobj = open_content(repo, node.get("content", []))
             elif kind in _TYPES:
                 info.type = _TYPES[kind]
                 info.linkname = node.get("target", "")

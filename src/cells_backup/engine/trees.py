@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..errors import CellsBackupError, TargetNotEmptyError
-from ..repository.archiver import Archiver, Progress, VirtualFile, make_snapshot
+from ..repository.archiver import Archiver, Progress, VirtualDir, make_snapshot
 from ..repository.lock import Lock
 from ..repository.repository import Repository
 from ..repository.restorer import Restorer, RestoreResult, find_node
@@ -61,7 +61,7 @@ def choose_parent(repo: Repository, paths: list[str], hostname: str) -> Snapshot
 @dataclass
 class BackupRequest:
     paths: list[str]
-    virtual: list[VirtualFile] = field(default_factory=list)
+    virtual: list[VirtualDir] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     excludes: list[str] = field(default_factory=list)
     exclude_fn: Callable[[str, bool], bool] | None = None

@@ -13,7 +13,7 @@ import os
 import socket
 import stat
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import BinaryIO
@@ -32,14 +32,16 @@ ExcludeFn = Callable[[str, bool], bool]
 
 
 @dataclass
-class VirtualFile:
-    """A file made from a stream (e.g. a database dump) placed at ``path`` in the snapshot."""
+class VirtualDir:
+    """A directory of files made from streams (e.g. a database dump), placed at ``path``.
+
+    ``entries`` yields (relative name, stream) pairs in the producer's order; each stream is
+    read to its end before the next pair is asked for, so a producer can be one pipe.
+    """
 
     path: str
-    open: Callable[[], BinaryIO]
-    mode: int = 0o600
-    mtime_ns: int = 0
-    on_done: Callable[[int], None] | None = None  # called with the byte count once stored
+    entries: Callable[[], Iterator[tuple[str, BinaryIO]]]
+    mode: int = 0o700
 
 
 @dataclass
@@ -74,7 +76,7 @@ class _Trie:
     def __init__(self) -> None:
         self.children: dict[str, _Trie] = {}
         self.real: str | None = None
-        self.virtual: VirtualFile | None = None
+        self.virtual: VirtualDir | None = None
 
 
 def _split(path: str) -> list[str]:
@@ -107,8 +109,8 @@ class Archiver:
         self._hardlinks: dict[tuple[int, int], list[str]] = {}
 
     # ------------------------------------------------------------------ entry
-    def archive(self, paths: Iterable[str], virtual: Iterable[VirtualFile] = ()) -> str:
-        """Archive ``paths`` (absolute) and ``virtual`` files; returns the root tree id."""
+    def archive(self, paths: Iterable[str], virtual: Iterable[VirtualDir] = ()) -> str:
+        """Archive ``paths`` (absolute) and ``virtual`` directories; returns the root tree id."""
         started = time.monotonic()
         root = _Trie()
         for path in paths:
@@ -327,21 +329,39 @@ class Archiver:
             self.progress.bytes += chunk.length
         return content, size
 
-    def _archive_virtual(self, vf: VirtualFile, name: str) -> dict | None:
+    def _archive_virtual(self, vd: VirtualDir, name: str) -> dict:
         now = time.time_ns()
-        try:
-            with vf.open() as stream:
+        root: dict[str, dict] = {}
+        for rel, stream in vd.entries():
+            parts = [p for p in rel.split("/") if p]
+            folder = root
+            for part in parts[:-1]:
+                folder = folder.setdefault(part, {})
+            with stream:
                 content, size = self._store_stream(stream)
-        except OSError as exc:
-            self._error(vf.path, f"cannot read stream: {exc}")
-            return None
-        if vf.on_done is not None:
-            vf.on_done(size)
-        self.summary.total_files += 1
-        self.summary.total_bytes += size
-        return {"name": name, "type": tree.FILE, "mode": vf.mode, "uid": os.getuid(), "gid": os.getgid(),
-                "user": "", "group": "", "mtime": vf.mtime_ns or now, "ctime": now, "inode": 0, "dev": 0,
-                "content": content, "size": size}
+            self.progress.files += 1
+            self.summary.total_files += 1
+            self.summary.total_bytes += size
+            folder[parts[-1]] = self._stream_node(parts[-1], 0o600, now, content=content, size=size)
+        node = self._stream_node(name, vd.mode, now, type=tree.DIR)
+        node["subtree"] = self._save_virtual_tree(root, vd.mode, now)
+        return node
+
+    def _save_virtual_tree(self, folder: dict, mode: int, now: int) -> str:
+        nodes = []
+        for name, item in folder.items():
+            if item.get("type") == tree.FILE and "content" in item:
+                nodes.append(item)
+            else:
+                node = self._stream_node(name, mode, now, type=tree.DIR)
+                node["subtree"] = self._save_virtual_tree(item, mode, now)
+                nodes.append(node)
+        return self._save_tree(nodes)
+
+    @staticmethod
+    def _stream_node(name: str, mode: int, now: int, type: str = tree.FILE, **more: object) -> dict:
+        return {"name": name, "type": type, "mode": mode, "uid": os.getuid(), "gid": os.getgid(),
+                "user": "", "group": "", "mtime": now, "ctime": now, "inode": 0, "dev": 0, **more}
 
 
 class _Prepend(io.RawIOBase):

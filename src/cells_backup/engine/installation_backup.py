@@ -1,0 +1,210 @@
+"""Backing up a whole Cells installation: its trees and its database(s), at one point in time.
+
+Consistency (DESIGN invariant 4): with stop/start hooks Cells is stopped for the whole copy
+and always started again; without hooks a running Cells is refused unless ``live``, in which
+case the database is dumped in one transaction and the snapshot is marked live.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import BinaryIO
+
+from ..cells import backup_plan, detect_running, find_working_dir, load_installation, not_backed_up, warnings
+from ..cells.model import Installation
+from ..cells.plan import Component
+from ..database.dsn import ConnectionInfo, parse_database_url, parse_pydio_dsn
+from ..errors import CellsBackupError, CellsRunningError, UsageError
+from ..repository.archiver import Progress, VirtualDir
+from ..repository.repository import Repository
+from ..repository.snapshot import Snapshot
+from .hooks import run_hook, wait_until
+from .trees import BackupRequest, run_backup
+
+DATABASE_ROOT = "/.cells-backup/databases"
+
+
+@dataclass
+class InstallationBackupRequest:
+    cells_dir: str | None = None
+    tags: list[str] = field(default_factory=list)
+    excludes: list[str] = field(default_factory=list)
+    extra_paths: list[str] = field(default_factory=list)
+    no_database: bool = False
+    database_url: str | None = None
+    skip_documents_db: bool = False
+    stop_command: str | None = None
+    start_command: str | None = None
+    live: bool = False
+    when: datetime | None = None
+    lock_wait: float = 30.0
+    stop_timeout: float = 120.0
+
+
+@dataclass
+class InstallationBackupResult:
+    snapshot: Snapshot
+    installation: Installation
+    downtime: float | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DatabaseSource:
+    key: str
+    conn: ConnectionInfo
+
+    @property
+    def snapshot_path(self) -> str:
+        return f"{DATABASE_ROOT}/{self.key}"
+
+
+def database_sources(inst: Installation, override_url: str | None = None) -> list[DatabaseSource]:
+    """The SQL databases to dump, as connection infos (the first one may be overridden)."""
+    sources = []
+    for i, ref in enumerate(inst.sql_databases()):
+        if i == 0 and override_url:
+            conn = parse_database_url(override_url)
+        else:
+            conn = parse_pydio_dsn(ref.driver, ref.dsn)
+        if conn.kind == "sqlite" and conn.database and not os.path.isabs(conn.database):
+            conn.database = str(inst.working_dir / conn.database)
+        sources.append(DatabaseSource(ref.key, conn))
+    return sources
+
+
+def component_excluder(components: list[Component]) -> Callable[[str, bool], bool]:
+    roots = sorted(((str(c.path).rstrip("/"), c) for c in components), key=lambda x: -len(x[0]))
+
+    def excluded(path: str, is_dir: bool) -> bool:
+        for root, comp in roots:
+            if path.startswith(root + "/"):
+                return comp.excluded_by(path[len(root) + 1 :], is_dir) is not None
+        return False
+
+    return excluded
+
+
+def _dump_entries(dumps: dict, source: DatabaseSource) -> Callable[[], Iterator[tuple[str, BinaryIO]]]:
+    def entries() -> Iterator[tuple[str, BinaryIO]]:
+        from ..database.dump import open_dump
+
+        dump = open_dump(source.conn)
+        dumps[source.key] = dump
+        try:
+            for part in dump.parts():
+                yield part.name, part
+        except BaseException:
+            try:
+                dump.close()
+            except CellsBackupError:
+                pass
+            raise
+        dump.close()  # raises when the dump failed or was cut short: no snapshot then
+
+    return entries
+
+
+def backup_installation(
+    repo: Repository,
+    request: InstallationBackupRequest,
+    *,
+    progress: Progress | None = None,
+    warn: Callable[[str], None] | None = None,
+    info: Callable[[str], None] | None = None,
+) -> InstallationBackupResult:
+    warn = warn or (lambda _m: None)
+    info = info or (lambda _m: None)
+    if bool(request.stop_command) != bool(request.start_command):
+        raise UsageError("--stop-command and --start-command go together")
+    inst = load_installation(find_working_dir(request.cells_dir))
+    components = backup_plan(inst)
+    notes = list(warnings(inst))
+    for skipped in not_backed_up(inst):
+        notes.append(f"not in the backup: {skipped.name}: {skipped.reason}")
+    if inst.document_store and not request.skip_documents_db:
+        if shutil.which("mongodump") is None:
+            raise CellsBackupError(
+                "this installation keeps documents in MongoDB (defaults.documentsDSN) and mongodump is not "
+                "installed; install it, or run with --skip-documents-db to back up without them"
+            )
+        raise CellsBackupError("MongoDB document stores are not supported yet; use --skip-documents-db")
+    sources = [] if request.no_database else database_sources(inst, request.database_url)
+    if not request.no_database and not sources:
+        raise CellsBackupError(f"{inst.config_path}: no SQL database found; use --no-database to back up files only")
+    if sources:
+        from ..database.probe import check_connection
+
+        for source in sources:  # fail before stopping anything
+            check_connection(source.conn)
+
+    dumps: dict = {}
+    virtual = [VirtualDir(s.snapshot_path, _dump_entries(dumps, s)) for s in sources]
+    paths = [str(c.path) for c in components] + [os.path.abspath(p) for p in request.extra_paths]
+
+    stopped_at: list[float] = []
+
+    def record(snapshot: Snapshot) -> None:
+        if stopped_at:
+            snapshot.summary["downtime"] = round(time.monotonic() - stopped_at[0], 3)
+        snapshot.extra["databases"] = {
+            key: {"path": f"{DATABASE_ROOT}/{key}", "connection": src.conn.redacted(),
+                  "manifest": dumps[key].manifest()}
+            for key, src in ((s.key, s) for s in sources)
+        }
+        if inst.document_store and request.skip_documents_db:
+            snapshot.extra["skipped_documents_db"] = True
+            snapshot.errors.append({"path": "documents database", "error": "skipped with --skip-documents-db"})
+
+    backup_req = BackupRequest(
+        paths=paths,
+        virtual=virtual,
+        tags=request.tags,
+        excludes=request.excludes,
+        exclude_fn=component_excluder(components),
+        time=request.when,
+        extra={
+            "installation": inst.to_dict(),
+            "components": [{"name": c.name, "kind": c.kind, "path": str(c.path)} for c in components],
+            "extra_paths": [os.path.abspath(p) for p in request.extra_paths],
+            "notes": notes,
+        },
+        components=[c.name for c in components] + [f"database:{s.key[:12]}" for s in sources]
+        + [f"extra:{p}" for p in request.extra_paths],
+        cells_version=inst.cells_version,
+        live=False,
+        lock_wait=request.lock_wait,
+    )
+
+    status = detect_running(inst)
+    downtime = None
+    if request.stop_command:
+        info("stopping Cells")
+        stopped_at.append(time.monotonic())
+        try:
+            run_hook(request.stop_command, "stop")
+            if not wait_until(lambda: not detect_running(inst).running, request.stop_timeout):
+                raise CellsRunningError(f"Cells is still running {request.stop_timeout:.0f} s after the stop command")
+            snapshot = run_backup(repo, backup_req, progress=progress, warn=warn, before_snapshot=record)
+        finally:
+            try:
+                run_hook(request.start_command, "start")  # always, even when the backup failed
+            finally:
+                downtime = time.monotonic() - stopped_at[0]
+                info(f"Cells started again; downtime {downtime:.1f} s")
+    else:
+        if status.running and not request.live:
+            raise CellsRunningError(
+                "Cells is running (" + "; ".join(status.evidence[:2]) + "): stop it with --stop-command/"
+                "--start-command hooks, or use --live to back up a running instance"
+            )
+        if status.running:
+            backup_req.live = True
+            warn("Cells is running: the snapshot is taken live (database in one transaction, files as they are)")
+        snapshot = run_backup(repo, backup_req, progress=progress, warn=warn, before_snapshot=record)
+    return InstallationBackupResult(snapshot, inst, downtime, notes)
