@@ -123,8 +123,9 @@ def inspect(settings: Settings, cells_dir: str | None, database_url: str | None)
 @cli.command("verify-install")
 @click.option("--cells-dir", type=click.Path(file_okay=False), help="Cells working directory.")
 @click.option("--database-url", help="Check this database instead of the one in pydio.json.")
+@click.option("--no-database", is_flag=True, help="Do not check the database.")
 @common_options
-def verify_install(settings: Settings, cells_dir: str | None, database_url: str | None) -> None:
+def verify_install(settings: Settings, cells_dir: str | None, database_url: str | None, no_database: bool) -> None:
     """Check that an installation (a fresh restore, or a live one) is whole."""
     from ..cells import find_working_dir, load_installation, verify_installation
     from ..engine.dbcheck import index_table_checker
@@ -134,7 +135,7 @@ def verify_install(settings: Settings, cells_dir: str | None, database_url: str 
     check = None
     try:
         inst = load_installation(wd)
-        sources = database_sources(inst, database_url)
+        sources = [] if no_database else database_sources(inst, database_url)
         if sources and sources[0].conn.kind == "mysql":
             check = index_table_checker(sources[0].conn)
     except CellsBackupError:
