@@ -313,7 +313,7 @@ class Archiver:
         content: list[str] = []
         size = 0
         save = self.writer.save
-        first = stream.read(self._max_chunk)
+        first = _read_full(stream, self._max_chunk)
         if len(first) < self._max_chunk:
             chunks = self._cdc.cut_buf(first) if first else ()
             for chunk in chunks:
@@ -362,6 +362,22 @@ class Archiver:
     def _stream_node(name: str, mode: int, now: int, type: str = tree.FILE, **more: object) -> dict:
         return {"name": name, "type": type, "mode": mode, "uid": os.getuid(), "gid": os.getgid(),
                 "user": "", "group": "", "mtime": now, "ctime": now, "inode": 0, "dev": 0, **more}
+
+
+def _read_full(stream: BinaryIO, size: int) -> bytes:
+    """Up to ``size`` bytes, fewer only at the end: raw streams and pipes return short reads."""
+    data = stream.read(size)
+    if data is None or len(data) >= size or not data:
+        return data or b""
+    parts = [data]
+    got = len(data)
+    while got < size:
+        more = stream.read(size - got)
+        if not more:
+            break
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
 
 
 class _Prepend(io.RawIOBase):
