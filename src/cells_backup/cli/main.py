@@ -79,7 +79,7 @@ def cli(ctx, repo, password_file, password_command, config_file, s3_endpoint, s3
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every expected failure becomes one line on stderr and its exit code."""
-    from . import commands_cells, commands_repo, commands_tree  # noqa: F401  (register commands)
+    from . import commands_cells, commands_maintenance, commands_repo, commands_tree  # noqa: F401
 
     try:
         code = cli.main(args=argv, prog_name="cells-backup", standalone_mode=False)

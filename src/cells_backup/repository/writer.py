@@ -12,7 +12,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .index import PackEntry, encode_index
+from .crypto import content_hash
+from .index import ChunkIndex, PackEntry, decode_index, encode_index
 from .pack import PackBuilder, encode_blob
 from .repository import Repository, pack_name
 
@@ -29,8 +30,10 @@ class WriteStats:
 class BlobWriter:
     """Deduplicating blob sink for one backup (or prune) run."""
 
-    def __init__(self, repo: Repository, *, workers: int = 2, max_inflight: int = 64 * 1024 * 1024) -> None:
+    def __init__(self, repo: Repository, *, workers: int = 2, max_inflight: int = 64 * 1024 * 1024,
+                 index: ChunkIndex | None = None) -> None:
         self.repo = repo
+        self.index = repo.index if index is None else index  # what dedup checks and new blobs go into
         self.stats = WriteStats()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blob")
         self._local = threading.local()
@@ -61,7 +64,7 @@ class BlobWriter:
         if blob is None:
             blob = self.repo.blob_id(data)
         with self._lock:
-            if not self.repo.index.add(blob, None, 0, 0, len(data), type):
+            if not self.index.add(blob, None, 0, 0, len(data), type):
                 self.stats.blobs_known += 1
                 return blob
             self._pending += 1
@@ -74,8 +77,13 @@ class BlobWriter:
         self._pool.submit(self._store, type, blob, raw)
         return blob
 
+    @property
+    def written_index(self) -> list[str]:
+        """Ids of the index files this writer has stored so far."""
+        return list(self._written_index)
+
     def known(self, blob: bytes) -> bool:
-        return blob in self.repo.index
+        return blob in self.index
 
     def flush(self) -> list[str]:
         """Wait for queued blobs, write the last pack and index; returns new index file ids."""
@@ -141,11 +149,11 @@ class BlobWriter:
 
     def _write_pack(self, builder: PackBuilder) -> None:
         data = builder.finish(self.repo.cipher)
-        pack = bytes.fromhex(_hash(data))
+        pack = bytes.fromhex(content_hash(data))
         self.repo.backend.write(pack_name(pack), data)
         with self._lock:
             for e in builder.entries:
-                self.repo.index.add(e.id, pack, e.offset, e.length, e.raw_length, e.type)
+                self.index.add(e.id, pack, e.offset, e.length, e.raw_length, e.type)
             self._unsaved_packs[pack] = builder.entries
             self.stats.bytes_stored += len(data)
             self.stats.packs += 1
@@ -160,8 +168,6 @@ class BlobWriter:
             # Consolidate this run's index files into one, then drop the partial ones.
             merged: dict[bytes, list[PackEntry]] = {}
             for file_id in self._written_index:
-                from .index import decode_index
-
                 more, _ = decode_index(self.repo.read_sealed("index", file_id), f"index/{file_id}")
                 merged.update(more)
             merged.update(packs)
@@ -182,8 +188,3 @@ class BlobWriter:
         with self._lock:
             self._written_index.append(new_id)
 
-
-def _hash(data: bytes) -> str:
-    from .crypto import content_hash
-
-    return content_hash(data)
