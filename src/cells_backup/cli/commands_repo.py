@@ -189,3 +189,41 @@ def stats(settings: Settings, snapshot: str | None) -> None:
                 f"{human_bytes(doc['unique_size'])} unique, {human_bytes(doc['stored_size'])} stored in "
                 f"{doc['packs']} packs; dedup {doc['dedup_ratio']}x, compression {doc['compression_ratio']}x")
     settings.out.result(doc, text)
+
+
+@cli.command()
+@click.argument("snapshots", nargs=-1)
+@click.option("--to-repo", required=True, help="Target repository (created when missing).")
+@click.option("--to-password-file", type=click.Path(dir_okay=False), help="Target password (default: the source's).")
+@click.option("--to-password-command", help="Command printing the target password.")
+@click.option("--to-s3-endpoint", help="S3 endpoint of the target, when it differs from the source's.")
+@common_options
+def copy(settings: Settings, snapshots: tuple[str, ...], to_repo: str, to_password_file: str | None,
+         to_password_command: str | None, to_s3_endpoint: str | None) -> None:
+    """Copy snapshots (all by default) to another repository, sending only what it lacks."""
+    from ..repository.copy import copy_snapshots
+
+    source = settings.open()
+    if to_password_file or to_password_command:
+        password = get_password(PasswordSource(file=to_password_file, command=to_password_command))
+    else:
+        password = get_password(settings.repo.password)
+    options = {}
+    if to_repo.startswith("s3://"):
+        options = {**settings.repo.backend_options}
+        if to_s3_endpoint:
+            options["endpoint"] = to_s3_endpoint
+    backend = open_backend(to_repo, **options)
+    created = False
+    if backend.exists_repository():
+        target = Repository.open(backend, password)
+    else:
+        target = Repository.create(backend, password, like=source, pack_size=source.pack_size)
+        created = True
+    chosen = [source.resolve_snapshot(s) for s in snapshots] if snapshots else source.list_snapshots()
+    with Lock(source, exclusive=False, purpose="copy (source)").acquire(30), \
+            Lock(target, exclusive=False, purpose="copy").acquire(30):
+        pairs = copy_snapshots(source, target, chosen, say=settings.out.info)
+    text = (f"created repository {target.id[:8]} at {backend.location}\n" if created else "") + \
+        f"copied {len(pairs)} snapshot(s); {len(chosen) - len(pairs)} were already there"
+    settings.out.result({"created": created, "copied": [{"from": a, "to": b} for a, b in pairs]}, text)

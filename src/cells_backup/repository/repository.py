@@ -63,15 +63,21 @@ class Repository:
         kdf: dict | None = None,
         pack_size: int = DEFAULT_PACK_SIZE,
         chunker: dict | None = None,
+        like: Repository | None = None,
     ) -> Repository:
+        """A new repository; ``like`` shares its blob-id key and chunker so `copy` between the two
+        moves only what the target lacks, without re-hashing."""
         if backend.exists_repository():
             raise CellsBackupError(f"a repository already exists at {backend.location}")
         master = MasterKey.generate()
+        if like is not None:
+            master = MasterKey(master.encryption, like.master.identity)
         config = {
             "version": REPO_FORMAT_VERSION,
             "id": secrets.token_hex(16),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "chunker": {**(chunker or DEFAULT_CHUNKER), "seed": secrets.randbits(63) | 1},
+            "chunker": dict(like.config["chunker"]) if like is not None
+            else {**(chunker or DEFAULT_CHUNKER), "seed": secrets.randbits(63) | 1},
             "pack_size": pack_size,
             "compression": "zstd",
             "compression_level": 3,
