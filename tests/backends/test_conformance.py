@@ -39,7 +39,8 @@ def backend(request: pytest.FixtureRequest, tmp_path) -> Iterator[object]:
         b = server.backend(request.getfixturevalue("s3_prefix"))
     else:
         inner = LocalBackend(str(tmp_path / "repo"))
-        b = RetryingBackend(FaultyBackend(inner, flaky_plan()), attempts=8, base_delay=0.001, max_delay=0.01)
+        # Fault counters are shared by all threads, so one caller can meet several faults in a row.
+        b = RetryingBackend(FaultyBackend(inner, flaky_plan()), attempts=40, base_delay=0.001, max_delay=0.01)
     yield b
     b.close()
 

@@ -76,7 +76,7 @@ def test_listening_site_bind_is_detected(sample) -> None:
         port = server.getsockname()[1]
         inst.sites = [Site(binds=[f"0.0.0.0:{port}"])]
         status = detect_running(inst)
-        assert status.running and any(f"127.0.0.1:{port}" in e for e in status.evidence)
+        assert status.running and any(f"port {port}" in e for e in status.evidence)
     assert not detect_running(inst).running
 
 

@@ -56,24 +56,35 @@ def bolt_files(inst: Installation) -> list[Path]:
     return [f for f in dict.fromkeys(files) if f.is_file()]
 
 
-def _probe_targets(binds: Iterable[str]) -> list[tuple[str, int, str]]:
+def _bind_ports(binds: Iterable[str]) -> list[tuple[int, str]]:
     out = []
     for bind in binds:
-        host, _, port = bind.rpartition(":")
-        if not port.isdigit():
-            continue
-        host = host.strip("[]")
-        out.append(("::1" if host == "::1" else "127.0.0.1", int(port), bind))
-        if host not in WILDCARDS and host not in ("127.0.0.1", "::1", "localhost"):
-            try:
-                socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
-                out.append((host, int(port), bind))
-            except OSError:
-                pass  # a name: resolving it could hang; loopback was probed already
+        _host, _, port = bind.rpartition(":")
+        if port.isdigit():
+            out.append((int(port), bind))
     return list(dict.fromkeys(out))
 
 
+def listening_ports() -> set[int] | None:
+    """TCP ports in LISTEN state on this host, read from /proc (no packet is sent); None off Linux."""
+    ports: set[int] = set()
+    found = False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f, None)
+                for line in f:
+                    fields = line.split()
+                    if len(fields) > 3 and fields[3] == "0A":  # TCP_LISTEN
+                        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+            found = True
+        except OSError:
+            continue
+    return ports if found else None
+
+
 def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
+    """Loopback only: a probe must never leave this machine."""
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return True
@@ -85,7 +96,11 @@ def detect_running(inst: Installation, timeout: float = 0.3) -> RunningStatus:
     """Probe BoltDB locks and site binds; any hit means Cells (or a leftover process) is running."""
     evidence = [f"{f} is locked by another process (BoltDB open)" for f in bolt_files(inst) if lock_held(f)]
     binds = [b for site in inst.sites for b in site.binds] or [DEFAULT_BIND]
-    for host, port, bind in _probe_targets(binds):
-        if port_open(host, port, timeout):
-            evidence.append(f"something accepts connections on {host}:{port} (site bind {bind})")
+    listening = listening_ports()
+    for port, bind in _bind_ports(binds):
+        if listening is not None:
+            if port in listening:
+                evidence.append(f"a process listens on port {port} (site bind {bind})")
+        elif port_open("127.0.0.1", port, timeout):
+            evidence.append(f"something accepts connections on 127.0.0.1:{port} (site bind {bind})")
     return RunningStatus(running=bool(evidence), evidence=evidence)

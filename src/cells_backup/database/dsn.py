@@ -100,7 +100,8 @@ def parse_database_url(url: str) -> ConnectionInfo:
     if scheme in ("postgres", "postgresql"):
         return _parse_postgres_url(url)
     if scheme not in ("mysql", "mariadb", "mysql+tls"):
-        raise DatabaseError(f"unsupported database URL scheme {scheme or url!r} (use mysql://, postgres://, sqlite://)")
+        shown = repr(scheme) if scheme else "(none)"  # never echo the URL: it may hold a password
+        raise DatabaseError(f"unsupported database URL scheme {shown} (use mysql://, postgres://, sqlite://)")
     if "@tcp(" in url or "@unix(" in url:  # a v5-style DSN pasted as URL
         return parse_pydio_dsn("mysql", url)
     parts = urlsplit(url)
@@ -125,8 +126,11 @@ def parse_database_url(url: str) -> ConnectionInfo:
 def _port(parts, kind: str) -> int:
     try:
         return parts.port or _DEFAULT_PORTS[kind]
-    except ValueError as e:
-        raise DatabaseError(f"invalid port in database URL: {e}") from None
+    except ValueError:
+        # The text of the error would echo the netloc, password included.
+        raise DatabaseError(
+            "invalid port in database URL (percent-encode special characters of the password, e.g. # as %23)"
+        ) from None
 
 
 def _tls_value(raw: str) -> str:
@@ -164,15 +168,28 @@ def _parse_go_mysql(dsn: str) -> ConnectionInfo:
     tls = _tls_value(params.get("tls", ""))
     if net == "unix":
         return ConnectionInfo(
-            kind="mysql", host="localhost", port=3306, unix_socket=addr or _MYSQL_DEFAULT_SOCKET,
-            user=user, password=password, database=unquote(dbname), params=params, tls=tls,
+            kind="mysql",
+            host="localhost",
+            port=3306,
+            unix_socket=addr or _MYSQL_DEFAULT_SOCKET,
+            user=user,
+            password=password,
+            database=unquote(dbname),
+            params=params,
+            tls=tls,
         )
     if net not in ("tcp", "tcp6"):
         raise DatabaseError(f"unsupported MySQL network {net!r} in pydio.json DSN")
     host, port = _split_host_port(addr or "127.0.0.1:3306", 3306)
     return ConnectionInfo(
-        kind="mysql", host=host, port=port, user=user, password=password,
-        database=unquote(dbname), params=params, tls=tls,
+        kind="mysql",
+        host=host,
+        port=port,
+        user=user,
+        password=password,
+        database=unquote(dbname),
+        params=params,
+        tls=tls,
     )
 
 
@@ -192,9 +209,7 @@ def _split_host_port(addr: str, default_port: int) -> tuple[str, int]:
 
 def _parse_postgres_url(url: str) -> ConnectionInfo:
     parts = urlsplit(url)
-    params = {
-        k: v for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TEMPLATE.search(v)
-    }
+    params = {k: v for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TEMPLATE.search(v)}
     host = parts.hostname or params.pop("host", "") or "127.0.0.1"
     socket = host if host.startswith("/") else ""
     sslmode = params.get("sslmode", "")

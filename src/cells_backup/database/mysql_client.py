@@ -33,8 +33,9 @@ def mysql_error(conn: ConnectionInfo, exc: BaseException, database: str | None =
     return DatabaseError(classify_mysql_error(code, detail, user=conn.user, where=conn.where, database=db))
 
 
-def connect(conn: ConnectionInfo, *, database: str | None = None, raw: bool = False,
-            streaming: bool = False) -> pymysql.connections.Connection:
+def connect(
+    conn: ConnectionInfo, *, database: str | None = None, raw: bool = False, streaming: bool = False
+) -> pymysql.connections.Connection:
     """A PyMySQL connection in utf8mb4 with UTC session time (like mysqldump's --tz-utc).
 
     `raw` returns every value as the server's text bytes (no decoding, no conversion): the form
@@ -80,6 +81,7 @@ def quote_ident(name: str) -> str:
 
 
 # ---------------------------------------------------------------- client tools
+
 
 @functools.lru_cache(maxsize=8)
 def find_tool(*names: str) -> str | None:

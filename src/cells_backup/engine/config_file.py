@@ -1,31 +1,441 @@
-"""The TOML config file: keys mirror the command-line flags (see README)."""
+"""The TOML config file: keys mirror the command-line flags (see README and DESIGN.md).
+
+A config file is written once and then run unattended by a timer, so a typo must fail loudly at
+load time (`keep_dialy = 7` silently keeping every snapshot forever is the failure we prevent),
+with one line naming the key and where it is. `validate_config` returns every problem (for
+`config check`); `load_config` raises on the first; `check_complete` adds what `run` needs
+(a repository and a password source) without making partial configs unloadable.
+"""
 
 from __future__ import annotations
 
+import difflib
+import json
 import os
+import re
 import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from urllib.parse import urlsplit
 
-from ..errors import CellsBackupError
+from ..errors import UsageError
 
 DEFAULT_LOCATIONS = ("/etc/cells-backup/config.toml", "~/.config/cells-backup/config.toml")
+PASSWORD_ENV = ("CELLS_BACKUP_PASSWORD", "CELLS_BACKUP_PASSWORD_FILE", "CELLS_BACKUP_PASSWORD_COMMAND")
+REPOSITORY_ENV = "CELLS_BACKUP_REPOSITORY"
+
+# keep_within: restic's units (years, months, weeks, days, hours), e.g. "1y6m", "14d", "36h".
+DURATION_RE = re.compile(r"^(?:\d+[ymwdh])+$")
+_DURATION_PART = re.compile(r"(\d+)([ymwdh])")
+_SUBSET_PCT = re.compile(r"^(\d+(?:\.\d+)?)%$")
+_SUBSET_FRACTION = re.compile(r"^(\d+)/(\d+)$")
+RETENTION_COUNTS = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
+
+
+class ConfigError(UsageError):
+    """A config file that cannot be used; `problems` holds every line found (the message is the first)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(problems[0])
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Problem:
+    section: str | None  # None: top level
+    key: str | None  # None: the whole table
+    text: str  # the message without the location prefix
+
+
+# ---------------------------------------------------------------- value checks
+
+Check = Callable[[object], str | None]  # returns the complaint (after "<key> "), or None when fine
+
+
+def _show(value: object) -> str:
+    """A value as the admin wrote it in TOML, for "got ..." in messages."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, datetime | date | time):
+        return f"the date/time {value.isoformat()}"
+    return repr(value)
+
+
+def _string(value: object) -> str | None:
+    if not isinstance(value, str):
+        return f"must be a string, got {_show(value)}"
+    if not value.strip():
+        return "must not be empty"
+    return None
+
+
+def _boolean(value: object) -> str | None:
+    return None if isinstance(value, bool) else f"must be true or false, got {_show(value)}"
+
+
+def _string_list(value: object) -> str | None:
+    if not isinstance(value, list):
+        return f"must be an array of strings, got {_show(value)}"
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not item:
+            return f"must be an array of non-empty strings, got {_show(item)} at position {i + 1}"
+    return None
+
+
+def _string_or_list(value: object) -> str | None:
+    return _string(value) if isinstance(value, str) else _string_list(value)
+
+
+def _count(value: object) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"must be an integer, got {_show(value)}"
+    if value < -1:
+        return f"must be 0 or more (or -1 for unlimited), got {value}"
+    return None
+
+
+def _http_url(value: object) -> str | None:
+    problem = _string(value)
+    if problem:
+        return problem
+    parts = urlsplit(str(value))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"must be an http:// or https:// URL, got {_show(value)}"
+    return None
+
+
+def parse_duration(text: str) -> dict[str, int]:
+    """``"1y6m2d"`` -> ``{"y": 1, "m": 6, "d": 2}`` (units y, m, w, d, h); UsageError when malformed."""
+    if not isinstance(text, str) or not DURATION_RE.match(text):
+        raise UsageError(f"bad duration {_show(text)}: use a number and a unit (y, m, w, d, h), e.g. 7d or 1y6m")
+    out: dict[str, int] = {}
+    for number, unit in _DURATION_PART.findall(text):
+        out[unit] = out.get(unit, 0) + int(number)
+    return out
+
+
+def _duration(value: object) -> str | None:
+    if not isinstance(value, str):
+        return f"must be a duration string like \"7d\" or \"1y6m\", got {_show(value)}"
+    if not DURATION_RE.match(value):
+        return f"must be a duration: numbers with units y, m, w, d, h (e.g. \"7d\", \"1y6m\"), got {_show(value)}"
+    return None
+
+
+def parse_subset(text: str) -> tuple[str, float | tuple[int, int]]:
+    """``"5%"`` -> ("percent", 5.0); ``"2/7"`` -> ("fraction", (2, 7)); UsageError when malformed."""
+    problem = _subset(text)
+    if problem:
+        raise UsageError(f"read data subset {problem}")
+    m = _SUBSET_PCT.match(text)
+    if m:
+        return "percent", float(m.group(1))
+    n, t = _SUBSET_FRACTION.match(text).groups()  # type: ignore[union-attr]
+    return "fraction", (int(n), int(t))
+
+
+def _subset(value: object) -> str | None:
+    if not isinstance(value, str):
+        return f"must be a string like \"5%\" or \"1/7\", got {_show(value)}"
+    m = _SUBSET_PCT.match(value)
+    if m:
+        pct = float(m.group(1))
+        return None if 0 < pct <= 100 else f"must be a percentage above 0 and at most 100, got {_show(value)}"
+    m = _SUBSET_FRACTION.match(value)
+    if m:
+        n, t = int(m.group(1)), int(m.group(2))
+        return None if 1 <= n <= t else f"must be n/t with 1 <= n <= t, got {_show(value)}"
+    return f"must be a percentage (\"5%\") or a fraction n/t (\"1/7\"), got {_show(value)}"
+
+
+def _repository(value: object) -> str | None:
+    problem = _string(value)
+    if problem:
+        return problem
+    text = str(value)
+    if text.startswith("s3://"):
+        return None if urlsplit(text).netloc else f"must name a bucket: s3://bucket/prefix, got {_show(value)}"
+    if "://" in text:
+        return f"must be a local path or s3://bucket/prefix, got {_show(value)}"
+    return None
+
+
+def _prom_file(value: object) -> str | None:
+    problem = _string(value)
+    if problem:
+        return problem
+    if not str(value).endswith(".prom"):  # node_exporter's textfile collector reads *.prom only
+        return f"must end in .prom (the textfile collector ignores other files), got {_show(value)}"
+    return None
+
+
+# ---------------------------------------------------------------- the schema
+
+# section None is the top level; add keys here when the CLI grows a flag.
+SCHEMA: dict[str | None, dict[str, Check]] = {
+    None: {
+        "repository": _repository,
+        "password_file": _string,
+        "password_command": _string,
+        "cells_dir": _string,
+        "exclude": _string_list,
+        "extra_paths": _string_list,
+        "tags": _string_or_list,
+        "live": _boolean,
+        "log_file": _string,
+    },
+    "hooks": {"stop_command": _string, "start_command": _string},
+    "retention": {
+        **{k: _count for k in RETENTION_COUNTS},
+        "keep_within": _duration,
+        "keep_tag": _string_or_list,
+        "prune": _boolean,
+    },
+    "check": {"read_data_subset": _subset, "read_data": _boolean},
+    "monitoring": {
+        "prometheus_textfile": _prom_file,
+        "ping_url": _http_url,
+        "webhook_url": _http_url,
+        "command": _string,
+    },
+    "s3": {"endpoint": _http_url, "region": _string, "path_style": _boolean},
+    "drill": {"target_dir": _string, "database_url": _string, "snapshot": _string},
+}
+
+
+def _problems(data: Mapping) -> list[Problem]:
+    out: list[Problem] = []
+    for key, value in data.items():
+        if isinstance(value, dict) and key in SCHEMA and key is not None:
+            out.extend(_table_problems(key, value))
+            continue
+        if key in SCHEMA[None]:
+            complaint = SCHEMA[None][key](value)
+            if complaint:
+                out.append(Problem(None, key, f"{key} {complaint}"))
+        elif key in SCHEMA:
+            out.append(Problem(None, key, f"[{key}] must be a table, got {_show(value)}"))
+        elif isinstance(value, dict):
+            out.append(Problem(key, None, _unknown(key, None, data)))  # located by its [header]
+        else:
+            out.append(Problem(None, key, _unknown(key, None, data)))
+    if data.get("password_file") and data.get("password_command"):
+        out.append(Problem(None, "password_command", "give password_file or password_command, not both"))
+    return out
+
+
+def _table_problems(section: str, table: dict) -> list[Problem]:
+    schema = SCHEMA[section]
+    out: list[Problem] = []
+    for key, value in table.items():
+        if key not in schema:
+            out.append(Problem(section, key, _unknown(key, section, table)))
+            continue
+        complaint = schema[key](value)
+        if complaint:
+            out.append(Problem(section, key, f"[{section}] {key} {complaint}"))
+    if section == "retention" and not table:
+        out.append(Problem(section, None, "[retention] is empty: give at least one keep_* key, or remove the table"))
+    if section == "hooks" and table.get("stop_command") and not table.get("start_command"):
+        out.append(Problem(section, "stop_command",
+                           "[hooks] stop_command is set without start_command: Cells would stay stopped"))
+    if section == "check" and table.get("read_data") is True and "read_data_subset" in table:
+        out.append(Problem(section, "read_data_subset", "[check] give read_data or read_data_subset, not both"))
+    return out
+
+
+def _unknown(key: str, section: str | None, siblings: Mapping) -> str:
+    known = list(SCHEMA[section]) + ([s for s in SCHEMA if s] if section is None else [])
+    close = difflib.get_close_matches(key, known, n=1)
+    where = f"[{section}] " if section else ""
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    if section is None and isinstance(siblings.get(key), dict):
+        return f"unknown table [{key}]{hint}"
+    return f"unknown key {where}{key}{hint}"
+
+
+# ---------------------------------------------------------------- line numbers
+
+_HEADER = re.compile(r"^\s*\[(?!\[)\s*([^\]]+?)\s*\]\s*(?:#.*)?$")
+_ARRAY_HEADER = re.compile(r"^\s*\[\[")
+
+
+def _key_pattern(key: str, prefix: str = "") -> re.Pattern[str]:
+    quoted = rf"(?:{re.escape(key)}|\"{re.escape(key)}\"|'{re.escape(key)}')"
+    return re.compile(rf"^\s*{prefix}{quoted}\s*=")
+
+
+def find_line(text: str, section: str | None, key: str | None) -> int | None:
+    """1-based line of ``key =`` inside ``[section]`` (or of the header), by scanning the text.
+
+    tomllib keeps no positions, so this is a best effort: it understands plain ``[table]``
+    headers, dotted keys at the top level (``retention.keep_daily = 7``) and quoted keys.
+    """
+    lines = text.splitlines()
+    current: str | None = None
+    header_line: int | None = None
+    dotted = None
+    if section and key:
+        dotted = _key_pattern(key, rf"(?:{re.escape(section)}|\"{re.escape(section)}\")\s*\.\s*")
+    plain = _key_pattern(key) if key else None
+    for number, line in enumerate(lines, 1):
+        m = _HEADER.match(line)
+        if m:
+            current = m.group(1).strip().strip("\"'")
+            if section is not None and current == section and header_line is None:
+                header_line = number
+                if key is None:
+                    return number
+            continue
+        if _ARRAY_HEADER.match(line):
+            current = "\0array"
+            continue
+        if plain is None:
+            continue
+        if current == section and plain.match(line):
+            return number
+        if current is None and dotted is not None and dotted.match(line):
+            return number
+        if current is None and section is not None and key is None and _key_pattern(section).match(line):
+            return number  # inline table: retention = { ... }
+    if section is not None and header_line is None:
+        for number, line in enumerate(lines, 1):  # inline table: retention = { keep_daily = "7" }
+            if _key_pattern(section).match(line):
+                return number
+    return header_line
+
+
+def _locate(path: str | None, text: str | None, problem: Problem) -> str:
+    where = f"config {path}" if path else "config"
+    line = find_line(text, problem.section, problem.key) if text is not None else None
+    return f"{where} line {line}: {problem.text}" if line else f"{where}: {problem.text}"
+
+
+_TOML_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+
+
+def _syntax_message(path: str | None, exc: tomllib.TOMLDecodeError) -> str:
+    where = f"config {path}" if path else "config"
+    text = str(exc)
+    m = _TOML_POS.search(text)
+    if m:
+        return f"{where} line {m.group(1)}: invalid TOML: {text[:m.start()]} (column {m.group(2)})"
+    return f"{where}: invalid TOML: {text}"
+
+
+# ---------------------------------------------------------------- public API
+
+
+def validate_config(text_or_dict: str | bytes | Mapping, path: str | None = None) -> list[str]:
+    """Every problem of a config, each one line naming the key and its line; [] when it is good.
+
+    Given a dict and the path of an existing file, the file is read for line numbers only.
+    """
+    text: str | None
+    if isinstance(text_or_dict, Mapping):
+        data = text_or_dict
+        text = _read_text(path) if path else None
+    else:
+        text = text_or_dict.decode("utf-8", "replace") if isinstance(text_or_dict, bytes) else text_or_dict
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            return [_syntax_message(path, exc)]
+    return [_locate(path, text, p) for p in _problems(data)]
+
+
+def check_complete(config: Mapping, env: Mapping[str, str] | None = None, path: str | None = None) -> list[str]:
+    """What an unattended `run` still lacks: a repository and a non-interactive password source.
+
+    Flags override the file: the CLI merges --repo/--password-* into a copy of ``config`` first.
+    """
+    env = os.environ if env is None else env
+    text = _read_text(path) if path else None
+    problems: list[str] = []
+    repo = config.get("repository") or env.get(REPOSITORY_ENV)
+    if not repo:
+        problems.append(_locate(path, text, Problem(None, None,
+                        f"no repository: set repository (or {REPOSITORY_ENV} / --repo)")))
+    has_password = (config.get("password_file") or config.get("password_command")
+                    or any(env.get(name) for name in PASSWORD_ENV))
+    if repo and not has_password:
+        problems.append(_locate(path, text, Problem(None, "repository" if config.get("repository") else None,
+                        "repository is set but no password source: set password_file or password_command "
+                        "(or CELLS_BACKUP_PASSWORD_FILE / CELLS_BACKUP_PASSWORD_COMMAND / CELLS_BACKUP_PASSWORD)")))
+    return problems
+
+
+def require_complete(config: Mapping, env: Mapping[str, str] | None = None, path: str | None = None) -> None:
+    """`check_complete`, raising ConfigError on the first gap (for `run`)."""
+    problems = check_complete(config, env, path)
+    if problems:
+        raise ConfigError(problems)
+
+
+def find_config_path(path: str | None) -> str | None:
+    """``path`` as given, else the first default location that exists, else None."""
+    if path is not None:
+        return path
+    for candidate in DEFAULT_LOCATIONS:
+        candidate = os.path.expanduser(candidate)
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def read_config_text(path: str) -> str:
+    """The file's text; a missing or unreadable file is one clear line."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise UsageError(f"config {path} line {line}: not UTF-8 text (TOML files must be UTF-8)") from None
+    except FileNotFoundError:
+        raise UsageError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise UsageError(f"config file {path} is a directory") from None
+    except OSError as exc:
+        raise UsageError(f"config file {path}: {exc.strerror}") from None
 
 
 def load_config(path: str | None) -> dict:
-    """Parse ``path`` (or the first default location that exists); {} when there is none."""
+    """Parse and validate ``path`` (or the first default location that exists); {} when there is none.
+
+    Raises ConfigError (exit code 2) naming the first bad key and its line; ``.problems`` has all.
+    ``tags`` and ``[retention] keep_tag`` are normalised to lists.
+    """
+    path = find_config_path(path)
     if path is None:
-        for candidate in DEFAULT_LOCATIONS:
-            candidate = os.path.expanduser(candidate)
-            if os.path.isfile(candidate):
-                path = candidate
-                break
-        else:
-            return {}
+        return {}
+    text = read_config_text(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([_syntax_message(path, exc)]) from None
+    problems = [_locate(path, text, p) for p in _problems(data)]
+    if problems:
+        raise ConfigError(problems)
+    if isinstance(data.get("tags"), str):
+        data["tags"] = [data["tags"]]
+    retention = data.get("retention")
+    if isinstance(retention, dict) and isinstance(retention.get("keep_tag"), str):
+        retention["keep_tag"] = [retention["keep_tag"]]
+    return data
+
+
+def _read_text(path: str) -> str | None:
     try:
         with open(path, "rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise CellsBackupError(f"config file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CellsBackupError(f"config file {path}: {exc}") from None
-    except OSError as exc:
-        raise CellsBackupError(f"config file {path}: {exc.strerror}") from None
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return None

@@ -1,0 +1,34 @@
+"""Logical dump and load of the SQL database named in pydio.json (MySQL/MariaDB).
+
+Public API (see each module):
+
+* `dsn.parse_pydio_dsn`, `dsn.parse_database_url` -> `ConnectionInfo`
+* `dump.open_dump(conn, tool)` -> `DatabaseDump` (`parts()`, `close()`, `manifest()`)
+* `load.restore_database(conn, parts, manifest, force=, jobs=, create=)` -> `RestoreReport`
+* `export.export_sql(parts, manifest, out)`
+* `probe.check_connection`, `probe.is_empty`, `probe.table_info`
+* `errors.DatabaseError`
+"""
+
+from cells_backup.database.dsn import ConnectionInfo, parse_database_url, parse_pydio_dsn
+from cells_backup.database.dump import DatabaseDump, DumpPart, open_dump
+from cells_backup.database.errors import DatabaseError
+from cells_backup.database.export import export_sql
+from cells_backup.database.load import RestoreReport, restore_database
+from cells_backup.database.probe import check_connection, is_empty, table_info
+
+__all__ = [
+    "ConnectionInfo",
+    "DatabaseDump",
+    "DatabaseError",
+    "DumpPart",
+    "RestoreReport",
+    "check_connection",
+    "export_sql",
+    "is_empty",
+    "open_dump",
+    "parse_database_url",
+    "parse_pydio_dsn",
+    "restore_database",
+    "table_info",
+]

@@ -1,0 +1,6 @@
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from conftest_engine import installation  # noqa: E402,F401  (fixture)

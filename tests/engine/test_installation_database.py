@@ -1,0 +1,138 @@
+"""End to end with the real MariaDB: back up an installation twice, restore the first snapshot
+on a "new server" (new working dir, new external parent, new database, new URL and bind)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from urllib.parse import quote
+
+from conftest_engine import admin, table_rows
+
+from cells_backup.cells import backup_plan, load_installation
+from helpers import FAST_KDF, cli_env, run_cli, tree_state
+
+
+def leaves(node, path=()):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from leaves(v, (*path, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from leaves(v, (*path, i))
+    else:
+        yield path, node
+
+
+def test_backup_twice_restore_first_on_new_server(installation, mariadb, tmp_path):
+    sample, dbname, base = installation
+    env = cli_env()
+    repo = str(base / "repo")
+    run_cli("--repo", repo, "init", *FAST_KDF, env=env, check=True)
+    wd, storage = base / "cells", base / "storage"
+    files_a = {"wd": tree_state(wd), "storage": tree_state(storage)}
+    config_a = json.loads((wd / "pydio.json").read_text())
+    rows_a = table_rows(mariadb, dbname)
+
+    r = run_cli("--repo", repo, "backup", "--cells-dir", str(wd), "--tag", "first", "--json", env=env)
+    assert r.code == 0, r.stderr
+    first = json.loads(r.stdout)["snapshot"]["id"]
+
+    # the installation lives on: files and rows change
+    next(p for p in (wd / "data" / "pydiods1").rglob("*") if p.is_file() and p.name != ".pydio").write_text("v2")
+    (storage / "archive" / "new-blob").write_bytes(os.urandom(5000))
+    with admin(mariadb, dbname) as c, c.cursor() as cur:
+        cur.execute("INSERT INTO idm_user_attributes VALUES ('u3', 'profile', 'standard')")
+        cur.execute("UPDATE idm_user_attributes SET value = 'changed' WHERE uuid = 'u2'")
+    r = run_cli("--repo", repo, "backup", "--cells-dir", str(wd), "--json", env=env)
+    assert r.code == 0, r.stderr
+    second = json.loads(r.stdout)["snapshot"]
+    assert second["summary"]["files_unmodified"] > 0
+
+    # diff names the changed file and table
+    d = json.loads(run_cli("--repo", repo, "diff", first, second["id"], "--json", env=env).stdout)
+    assert any(t["table"] == "idm_user_attributes" for t in d["tables"])
+    assert any(e["path"].endswith("new-blob") for e in d["added"])
+
+    new_wd, new_storage, new_db = base / "srv" / "cells", base / "srv" / "storage", f"{dbname}_new"
+    url = f"mysql://{mariadb.admin_user}:{quote(mariadb.admin_password, safe='')}@127.0.0.1:{mariadb.port}/{new_db}"
+    args = ["--repo", repo, "restore", first, "--cells-dir", str(new_wd), "--map", f"{storage}={new_storage}",
+            "--database-url", url, "--external-url", "https://cells.new.example", "--bind", "192.0.2.10:443"]
+    dry = run_cli(*args, "--dry-run", env=env)
+    assert dry.code == 0, dry.stderr
+    assert mariadb.admin_password not in dry.stdout + dry.stderr  # the diff masks the DSN password
+    assert not new_wd.exists()
+
+    r = run_cli(*args, "--json", env=env)
+    assert r.code == 0, r.stdout + r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["whole"] is True, doc["verify"]
+    assert all(t["hash_ok"] for db in doc["databases"] for t in db["tables"])
+
+    # files bit-identical to the first state (minus what the backup excludes by design)
+    restored = tree_state(new_wd)
+    plan = backup_plan(load_installation(wd))[0]
+    expected = {k: v for k, v in files_a["wd"].items()
+                if plan.excluded_by(k, v[0] == stat.S_IFDIR) is None and k != "pydio.json"}
+    assert {k: v for k, v in restored.items() if k != "pydio.json"} == expected
+    assert restored["pydio.json"][:2] == files_a["wd"]["pydio.json"][:2]  # same type and mode
+    assert tree_state(new_storage) == files_a["storage"]
+    # database equal to the first state
+    assert table_rows(mariadb, new_db) == rows_a
+    # pydio.json differs only in what had to change
+    config_new = json.loads((new_wd / "pydio.json").read_text())
+    sites = config_new["defaults"]["sites"][0]
+    assert sites["ReverseProxyURL"] == "https://cells.new.example" and sites["Binds"] == ["192.0.2.10:443"]
+    dsn = config_new["databases"][next(k for k in config_a["databases"] if k == sample.installation.databases[0].key
+                                       or len(k) == 40)]["dsn"]
+    assert new_db in dsn and str(mariadb.port) in dsn
+    changed = [tuple(e["path"]) for e in doc["plan"]["config_edits"]]
+    old_leaves, new_leaves = dict(leaves(config_a)), dict(leaves(config_new))
+    differing = {p for p in set(old_leaves) | set(new_leaves) if old_leaves.get(p) != new_leaves.get(p)}
+    assert differing
+    for path in differing:
+        assert any(path[: len(c)] == c for c in changed), f"{path} changed but is not a planned edit"
+    for path in changed:
+        assert path[-1] in ("Binds", "ReverseProxyURL", "dsn", "folder", "LocalFolder") or "Binds" in path, path
+    # verify-install on its own agrees
+    r = run_cli("verify-install", "--cells-dir", str(new_wd), env=env)
+    assert r.code == 0, r.stdout
+    # restoring again into the same place is refused (target and database are not empty)
+    r = run_cli(*args, env=env)
+    assert r.code == 14
+
+
+def test_unchanged_tables_add_almost_nothing_and_sql_export_loads(installation, mariadb, tmp_path):
+    sample, dbname, base = installation
+    env = cli_env()
+    repo = str(base / "repo")
+    run_cli("--repo", repo, "init", *FAST_KDF, env=env, check=True)
+    wd = base / "cells"
+    run_cli("--repo", repo, "backup", "--cells-dir", str(wd), env=env, check=True)
+    r = run_cli("--repo", repo, "backup", "--cells-dir", str(wd), "--json", env=env)
+    summary = json.loads(r.stdout)["snapshot"]["summary"]
+    assert summary["data_added"] < 16 * 1024  # tree blobs only: no table data again
+    out = tmp_path / "cells.sql"
+    assert run_cli("--repo", repo, "dump", "latest", "--database", "-o", str(out), env=env).code == 0
+    import subprocess
+
+    with admin(mariadb) as c, c.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{dbname}_sql`")
+    with open(out, "rb") as f:
+        proc = subprocess.run(["mariadb", "-h", "127.0.0.1", "-P", str(mariadb.port), "-u", mariadb.admin_user,
+                               f"-p{mariadb.admin_password}", f"{dbname}_sql"], stdin=f, capture_output=True)
+    assert proc.returncode == 0, proc.stderr
+    assert table_rows(mariadb, f"{dbname}_sql") == table_rows(mariadb, dbname)
+
+
+def test_wrong_database_password_is_one_clear_line(installation, mariadb):
+    sample, dbname, base = installation
+    env = cli_env()
+    repo = str(base / "repo")
+    run_cli("--repo", repo, "init", *FAST_KDF, env=env, check=True)
+    url = f"mysql://{mariadb.admin_user}:wrong@127.0.0.1:{mariadb.port}/{dbname}"
+    r = run_cli("--repo", repo, "backup", "--cells-dir", str(base / "cells"), "--database-url", url, env=env)
+    assert r.code == 1
+    assert r.stderr.count("\n") == 1 and "authentication failed" in r.stderr and "wrong" not in r.stderr
+    assert json.loads(run_cli("--repo", repo, "snapshots", "--json", env=env).stdout) == []
