@@ -19,3 +19,6 @@ def mariadb():
         pytest.fail(str(e))
     yield server
     server.stop()
+
+
+from s3server import s3_prefix, s3_server, s3_server_running  # noqa: E402,F401  (session-wide fixtures)
