@@ -53,9 +53,9 @@ def test_prune_after_forgetting_half_shrinks_and_keeps_the_rest(repo, env, tmp_p
     keep = ids[3:]
     expected = restore_all(repo, env, tmp_path, keep, "before")
     size_before = du(repo)
-    forget_ids(repo, ids[:3])
-    r = run_cli("--repo", repo, "prune", "--max-unused", "0%", "--json", env=env)
+    r = run_cli("--repo", repo, "forget", "--keep-last", "3", "--prune", "--max-unused", "0%", "--json", env=env)
     assert r.code == 0, r.stderr
+    assert sorted(json.loads(r.stdout)["removed"]) == sorted(ids[:3])
     # rounds 0 and 1 are referenced by no remaining snapshot; round 2 still is (snapshot 3 holds it)
     assert du(repo) < size_before * 0.75
     assert run_cli("--repo", repo, "check", "--read-data", env=env).code == 0

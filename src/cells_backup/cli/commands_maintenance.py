@@ -79,3 +79,63 @@ def diff(settings: Settings, snapshot_a: str, snapshot_b: str) -> None:
     lines.append(f"{len(doc['added'])} added, {len(doc['removed'])} removed, {len(doc['changed'])} changed, "
                  f"{len(doc['tables'])} tables changed")
     settings.out.result(doc, "\n".join(lines))
+
+
+def policy_from_options(**options) -> object:
+    from ..engine.retention import RetentionPolicy
+
+    return RetentionPolicy(**{k: v for k, v in options.items() if v not in (None, (), [])})
+
+
+@cli.command()
+@click.option("--keep-last", type=int, help="Keep the N newest snapshots.")
+@click.option("--keep-hourly", type=int, help="Keep the newest snapshot of each of the last N hours (-1: all).")
+@click.option("--keep-daily", type=int, help="... of each of the last N days.")
+@click.option("--keep-weekly", type=int, help="... of each of the last N ISO weeks.")
+@click.option("--keep-monthly", type=int, help="... of each of the last N months.")
+@click.option("--keep-yearly", type=int, help="... of each of the last N years.")
+@click.option("--keep-within", help="Keep everything within this duration of the newest snapshot (e.g. 2w3d).")
+@click.option("--keep-within-daily", help="Keep one a day within this duration.")
+@click.option("--keep-within-weekly", help="Keep one a week within this duration.")
+@click.option("--keep-within-monthly", help="Keep one a month within this duration.")
+@click.option("--keep-tag", "keep_tags", multiple=True, help="Keep snapshots with this tag (repeatable).")
+@click.option("--group-by", default="host,paths", show_default=True,
+              help="Apply the policy per group: host, paths, tags, installation (comma list).")
+@click.option("--prune", "then_prune", is_flag=True, help="Free the space right away.")
+@click.option("--max-unused", default="10%", show_default=True, help="With --prune: repack threshold.")
+@click.option("--dry-run", is_flag=True, help="List what would be kept and removed, and why.")
+@common_options
+def forget(settings: Settings, keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly,
+           keep_within, keep_within_daily, keep_within_weekly, keep_within_monthly, keep_tags, group_by,
+           then_prune, max_unused, dry_run) -> None:
+    """Apply a retention policy: remove snapshots the policy does not keep."""
+    from ..engine.retention import plan_forget
+
+    policy = policy_from_options(
+        keep_last=keep_last, keep_hourly=keep_hourly, keep_daily=keep_daily, keep_weekly=keep_weekly,
+        keep_monthly=keep_monthly, keep_yearly=keep_yearly, keep_within=keep_within,
+        keep_within_daily=keep_within_daily, keep_within_weekly=keep_within_weekly,
+        keep_within_monthly=keep_within_monthly, keep_tags=list(keep_tags))
+    doc = forget_with_policy(settings, policy, group_by=group_by, then_prune=then_prune,
+                             max_unused=float(max_unused.rstrip("%")) / 100, dry_run=dry_run, plan=plan_forget)
+    settings.out.result(doc, doc.pop("_text"))
+
+
+def forget_with_policy(settings: Settings, policy, *, group_by: str, then_prune: bool, max_unused: float,
+                       dry_run: bool, plan) -> dict:
+    policy.require_not_empty()
+    repo = settings.open()
+    with Lock(repo, exclusive=not dry_run, purpose="forget").acquire(30):
+        forget_plan = plan(repo.list_snapshots(), policy, group_by)
+        removed = []
+        if not dry_run:
+            for snap in forget_plan.remove:
+                repo.backend.delete(f"snapshots/{snap.id}")
+                removed.append(snap.id)
+        doc = {"plan": forget_plan.to_dict(), "removed": removed}
+        text = forget_plan.render()
+        if then_prune and not dry_run:
+            doc["prune"] = run_prune(settings, repo, max_unused=max_unused, dry_run=False)
+            text += f"\npruned: {doc['prune']['result']['packs_deleted']} packs deleted"
+    doc["_text"] = text + ("\n(dry run: nothing removed)" if dry_run else f"\nremoved {len(removed)} snapshot(s)")
+    return doc
