@@ -22,6 +22,7 @@ class Settings:
     repo: RepoSettings
     out: Output = field(default_factory=Output)
     config: dict = field(default_factory=dict)
+    config_path: str | None = None
 
     def open(self):
         return open_repository(self.repo)
@@ -54,17 +55,28 @@ def common_options(func):
 @click.option("--s3-endpoint", envvar="AWS_ENDPOINT_URL", help="S3 endpoint URL (S3-compatible storage).")
 @click.option("--s3-region", envvar="AWS_REGION", help="S3 region.")
 @click.option("--s3-path-style", is_flag=True, default=None, help="Use path-style S3 addressing.")
+@click.option("--log-file", type=click.Path(dir_okay=False), help="Also log to this file (rotated).")
 @click.option("--json", "json_", is_flag=True, help="Print one JSON document on stdout.")
 @click.option("-q", "--quiet", is_flag=True)
 @click.option("-v", "--verbose", count=True)
 @click.pass_context
 def cli(ctx, repo, password_file, password_command, config_file, s3_endpoint, s3_region, s3_path_style,
-        json_, quiet, verbose):
+        log_file, json_, quiet, verbose):
     """Back up and recover a whole Pydio Cells installation."""
     from ..engine.config_file import load_config
 
     config = load_config(config_file)
+    log_file = log_file or config.get("log_file")
+    if log_file:
+        from ..engine.logsetup import setup_logging
+
+        setup_logging(verbose, quiet, log_file)
     repo = repo or config.get("repository")
+    s3 = config.get("s3", {})
+    s3_endpoint = s3_endpoint or s3.get("endpoint")
+    s3_region = s3_region or s3.get("region")
+    if s3_path_style is None:
+        s3_path_style = s3.get("path_style")
     source = PasswordSource.from_env(password_file or config.get("password_file"),
                                      password_command or config.get("password_command"))
     backend_options = {}
@@ -74,12 +86,13 @@ def cli(ctx, repo, password_file, password_command, config_file, s3_endpoint, s3
         repo=RepoSettings(url=repo, password=source, backend_options=backend_options),
         out=Output(json=json_, quiet=quiet, verbose=verbose),
         config=config,
+        config_path=config_file,
     )
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every expected failure becomes one line on stderr and its exit code."""
-    from . import commands_cells, commands_maintenance, commands_repo, commands_tree  # noqa: F401
+    from . import commands_cells, commands_maintenance, commands_ops, commands_repo, commands_tree  # noqa: F401
 
     try:
         code = cli.main(args=argv, prog_name="cells-backup", standalone_mode=False)
