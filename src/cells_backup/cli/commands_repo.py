@@ -23,8 +23,8 @@ from .output import human_bytes
 
 @cli.command()
 @click.option("--pack-size", type=int, default=16, show_default=True, help="Target pack size in MiB.")
-@click.option("--kdf-cost", type=click.IntRange(10, 22), default=16, show_default=True,
-              help="scrypt cost as log2(N); 16 = 64 MiB of memory per unlock.")
+@click.option("--kdf-cost", type=click.IntRange(10, 22), default=15, show_default=True,
+              help="scrypt cost as log2(N); 15 = 32 MiB of memory per unlock.")
 @common_options
 def init(settings: Settings, pack_size: int, kdf_cost: int) -> None:
     """Create an encrypted repository."""

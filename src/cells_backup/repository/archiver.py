@@ -14,6 +14,7 @@ import socket
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import BinaryIO
@@ -106,6 +107,8 @@ class Archiver:
         self._cdc = FastCDC(chunker["avg"], min_size=chunker["min"], max_size=chunker["max"],
                             seed=chunker["seed"])
         self._max_chunk = chunker["max"]
+        self._min_chunk = chunker["min"]
+        self._readers = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="read")
         self._hardlinks: dict[tuple[int, int], list[str]] = {}
 
     # ------------------------------------------------------------------ entry
@@ -124,7 +127,10 @@ class Archiver:
                 node = node.children.setdefault(part, _Trie())
             node.virtual = vf
         parent_root = self.parent.tree if self.parent else None
-        tree_id = self._archive_trie(root, "/", parent_root)
+        try:
+            tree_id = self._archive_trie(root, "/", parent_root)
+        finally:
+            self._readers.shutdown(wait=True, cancel_futures=True)
         self.summary.duration = time.monotonic() - started
         return tree_id
 
@@ -182,7 +188,8 @@ class Archiver:
             return None
         return self._archive_entry(path, name, st, prev)
 
-    def _archive_entry(self, path: str, name: str, st: os.stat_result, prev: dict | None) -> dict | None:
+    def _archive_entry(self, path: str, name: str, st: os.stat_result, prev: dict | None,
+                       prefetched: _Slurp | None = None) -> dict | None:
         kind = node_type(st.st_mode)
         if kind is None:
             self._error(path, "unknown file type, skipped")
@@ -197,7 +204,7 @@ class Archiver:
             self.progress.dirs += 1
             self.summary.dirs += 1
         elif kind == tree.FILE:
-            content = self._file_content(path, st, prev)
+            content = self._file_content(path, st, prev, prefetched)
             if content is None:
                 return None
             node["content"], node["size"] = content
@@ -216,24 +223,32 @@ class Archiver:
 
     def _archive_dir(self, path: str, parent_subtree: str | None) -> str:
         parent_nodes = self._parent_nodes(parent_subtree)
-        nodes = []
         try:
             with os.scandir(path) as it:
                 entries = sorted((e.name, e.path) for e in it)
         except OSError as exc:
             self._error(path, f"cannot list directory: {exc.strerror}")
             return self._save_tree([])
-        for name, child in entries:
-            try:
-                st = os.lstat(child)
-            except OSError as exc:
-                if isinstance(exc, FileNotFoundError):
-                    continue  # vanished since the listing: it is simply not in this snapshot
-                self._error(child, f"cannot read: {exc.strerror}")
+        # lstat in parallel: on a cold cache each one waits for the disk.
+        stats = self._readers.map(_lstat, [child for _name, child in entries]) if len(entries) > 8 else \
+            map(_lstat, [child for _name, child in entries])
+        items = []
+        for (name, child), st in zip(entries, stats, strict=True):
+            if isinstance(st, OSError):
+                if not isinstance(st, FileNotFoundError):  # vanished since the listing: simply not here
+                    self._error(child, f"cannot read: {st.strerror}")
                 continue
             if self.exclude is not None and self.exclude(child, stat.S_ISDIR(st.st_mode)):
                 continue
-            node = self._archive_entry(child, name, st, parent_nodes.get(name))
+            items.append((name, child, st, parent_nodes.get(name)))
+        window = _PrefetchWindow(self._readers, [
+            i for i, (_n, child, st, prev) in enumerate(items)
+            if stat.S_ISREG(st.st_mode) and st.st_size <= SMALL_FILE and st.st_nlink == 1
+            and self._unchanged(st, prev) is None
+        ], items)
+        nodes = []
+        for i, (name, child, st, prev) in enumerate(items):
+            node = self._archive_entry(child, name, st, prev, window.take(i))
             if node is not None:
                 nodes.append(node)
         return self._save_tree(nodes)
@@ -255,7 +270,8 @@ class Archiver:
             return content
         return None
 
-    def _file_content(self, path: str, st: os.stat_result, prev: dict | None) -> tuple[list[str], int] | None:
+    def _file_content(self, path: str, st: os.stat_result, prev: dict | None,
+                      prefetched: _Slurp | None = None) -> tuple[list[str], int] | None:
         link_key = (st.st_dev, st.st_ino) if st.st_nlink > 1 else None
         if link_key is not None and link_key in self._hardlinks:
             self.summary.files_unmodified += 1
@@ -266,7 +282,7 @@ class Archiver:
             self.progress.bytes += st.st_size
             result = reused, st.st_size
         else:
-            read = self._read_file(path, st)
+            read = self._read_file(path, st) if prefetched is None else self._store_prefetched(path, st, prefetched)
             if read is None:
                 return None
             if prev is None:
@@ -278,35 +294,44 @@ class Archiver:
             self._hardlinks[link_key] = result[0]
         return result
 
+    def _check_unchanged_while_read(self, path: str, st: os.stat_result, after: os.stat_result, size: int) -> None:
+        if after.st_ino != st.st_ino:
+            self._error(path, "replaced while being read; this snapshot has the newer file")
+        elif after.st_mtime_ns != st.st_mtime_ns or after.st_size != size:
+            self._error(path, "changed while being read; the stored copy may be inconsistent")
+
     def _read_file(self, path: str, st: os.stat_result) -> tuple[list[str], int] | None:
-        flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
         try:
-            fd = os.open(path, flags | getattr(os, "O_NOATIME", 0))
-        except PermissionError:
-            try:
-                fd = os.open(path, flags)
-            except OSError as exc:
-                self._error(path, f"cannot open: {exc.strerror}")
-                return None
+            fd = _open_for_read(path)
         except OSError as exc:
-            if isinstance(exc, FileNotFoundError):
-                return None
-            self._error(path, f"cannot open: {exc.strerror}")
+            if not isinstance(exc, FileNotFoundError):
+                self._error(path, f"cannot open: {exc.strerror}")
             return None
         try:
             with io.FileIO(fd, "rb", closefd=False) as f:
                 content, size = self._store_stream(f)
-            after = os.fstat(fd)
-            if after.st_ino != st.st_ino:
-                self._error(path, "replaced while being read; this snapshot has the newer file")
-            elif after.st_mtime_ns != st.st_mtime_ns or after.st_size != size:
-                self._error(path, "changed while being read; the stored copy may be inconsistent")
+            self._check_unchanged_while_read(path, st, os.fstat(fd), size)
             return content, size
         except OSError as exc:
             self._error(path, f"read error: {exc.strerror}")
             return None
         finally:
             os.close(fd)
+
+    def _store_prefetched(self, path: str, st: os.stat_result, slurp: _Slurp) -> tuple[list[str], int] | None:
+        data, after, exc = slurp
+        if exc is not None:
+            if not isinstance(exc, FileNotFoundError):
+                verb = "open" if after is None else "read"
+                self._error(path, f"cannot {verb}: {exc.strerror}")
+            return None
+        if len(data) < self._min_chunk:  # smaller than any chunk: one blob, no chunker needed
+            content = [self.writer.save(DATA, data).hex()] if data else []
+        else:
+            content = [self.writer.save(DATA, c.data).hex() for c in self._cdc.cut_buf(data)]
+        self.progress.bytes += len(data)
+        self._check_unchanged_while_read(path, st, after, len(data))
+        return content, len(data)
 
     def _store_stream(self, stream: BinaryIO) -> tuple[list[str], int]:
         """Chunk, hash and store a stream; memory stays within a few max-chunk sizes."""
@@ -362,6 +387,80 @@ class Archiver:
     def _stream_node(name: str, mode: int, now: int, type: str = tree.FILE, **more: object) -> dict:
         return {"name": name, "type": type, "mode": mode, "uid": os.getuid(), "gid": os.getgid(),
                 "user": "", "group": "", "mtime": now, "ctime": now, "inode": 0, "dev": 0, **more}
+
+
+SMALL_FILE = 1024 * 1024  # files up to this size are read ahead by reader threads
+READ_THREADS = 6  # reads wait for the disk, not the CPU: more threads than cores keep it busy
+_Slurp = tuple  # (data, stat after reading, error): what a reader thread hands back
+
+
+def _lstat(path: str) -> os.stat_result | OSError:
+    try:
+        return os.lstat(path)
+    except OSError as exc:
+        return exc
+
+
+def _open_for_read(path: str) -> int:
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        return os.open(path, flags | getattr(os, "O_NOATIME", 0))
+    except PermissionError:  # O_NOATIME needs ownership; fall back to a plain open
+        return os.open(path, flags)
+
+
+def _slurp(path: str, size: int) -> _Slurp:
+    """Read a whole small file (in a reader thread; the GIL is free during the syscalls)."""
+    try:
+        fd = _open_for_read(path)
+    except OSError as exc:
+        return b"", None, exc
+    try:
+        parts = []
+        while True:
+            block = os.read(fd, max(size + 1, 65536))
+            if not block:
+                break
+            parts.append(block)
+        return b"".join(parts), os.fstat(fd), None
+    except OSError as exc:
+        return b"", os.fstat(fd), exc
+    finally:
+        os.close(fd)
+
+
+class _PrefetchWindow:
+    """Reads the next small files of a directory ahead of the archiver, within a memory bound."""
+
+    MAX_BYTES = 16 * 1024 * 1024
+    MAX_FILES = 64
+
+    def __init__(self, pool: ThreadPoolExecutor, wanted: list[int], items: list) -> None:
+        self._pool = pool
+        self._wanted = wanted
+        self._items = items
+        self._next = 0
+        self._futures: dict[int, Future] = {}
+        self._bytes = 0
+
+    def _pump(self) -> None:
+        while (self._next < len(self._wanted) and len(self._futures) < self.MAX_FILES
+               and self._bytes < self.MAX_BYTES):
+            i = self._wanted[self._next]
+            self._next += 1
+            _name, child, st, _prev = self._items[i]
+            self._futures[i] = self._pool.submit(_slurp, child, st.st_size)
+            self._bytes += st.st_size
+
+    def take(self, i: int) -> _Slurp | None:
+        self._pump()
+        future = self._futures.pop(i, None)
+        if future is None:
+            return None
+        self._bytes -= self._items[i][2].st_size
+        result = future.result()
+        self._pump()
+        return result
 
 
 def _read_full(stream: BinaryIO, size: int) -> bytes:

@@ -59,7 +59,7 @@ class Restorer:
         *,
         owner: tuple[int, int] | None = None,
         overwrite: bool = False,
-        workers: int = 2,
+        workers: int = 4,
         on_file: Callable[[str, int], None] | None = None,
     ) -> None:
         self.repo = repo

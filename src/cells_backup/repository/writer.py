@@ -30,7 +30,7 @@ class WriteStats:
 class BlobWriter:
     """Deduplicating blob sink for one backup (or prune) run."""
 
-    def __init__(self, repo: Repository, *, workers: int = 2, max_inflight: int = 64 * 1024 * 1024,
+    def __init__(self, repo: Repository, *, workers: int = 2, max_inflight: int = 32 * 1024 * 1024,
                  index: ChunkIndex | None = None) -> None:
         self.repo = repo
         self.index = repo.index if index is None else index  # what dedup checks and new blobs go into

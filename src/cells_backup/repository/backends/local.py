@@ -10,6 +10,8 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 
 from ...errors import AlreadyExistsError, BackendError, NotFoundError
@@ -27,6 +29,9 @@ class LocalBackend:
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(os.path.expanduser(root))
         self.location = self.root
+        # Restores read many blobs from the same packs: keep a few packs open and use pread.
+        self._fds: OrderedDict[str, list[int]] = OrderedDict()  # path -> [fd, users]
+        self._fd_lock = threading.Lock()
 
     def _path(self, name: str) -> str:
         if name.startswith("/") or ".." in name.split("/"):
@@ -49,16 +54,48 @@ class LocalBackend:
     def read_range(self, name: str, offset: int, length: int) -> bytes:
         path = self._path(name)
         try:
-            with open(path, "rb") as f:
-                if offset < 0:
+            if offset < 0:
+                with open(path, "rb") as f:
                     f.seek(offset, os.SEEK_END)
-                else:
-                    f.seek(offset)
-                return f.read(length)
+                    return f.read(length)
+            fd = self._acquire(path)
+            try:
+                return os.pread(fd, length, offset)
+            finally:
+                self._release(path)
         except FileNotFoundError:
             raise NotFoundError(f"{name}: not found in {self.root}") from None
         except OSError as exc:
             raise BackendError(f"cannot read {path}: {_describe(exc)}") from None
+
+    def _acquire(self, path: str) -> int:
+        """An open fd for ``path`` from a small LRU cache, pinned until `_release`."""
+        with self._fd_lock:
+            entry = self._fds.get(path)
+            if entry is None:
+                entry = self._fds[path] = [os.open(path, os.O_RDONLY | os.O_CLOEXEC), 0]
+                self._evict()
+            self._fds.move_to_end(path)
+            entry[1] += 1
+            return entry[0]
+
+    def _release(self, path: str) -> None:
+        with self._fd_lock:
+            entry = self._fds.get(path)
+            if entry is not None:
+                entry[1] -= 1
+            self._evict()
+
+    def _evict(self) -> None:
+        excess = len(self._fds) - 32
+        for old in [p for p, (_fd, users) in self._fds.items() if users == 0][:max(excess, 0)]:
+            os.close(self._fds.pop(old)[0])
+
+    def _forget_cached(self, path: str) -> None:
+        with self._fd_lock:
+            entry = self._fds.get(path)
+            if entry is not None and entry[1] == 0:
+                os.close(self._fds.pop(path)[0])
 
     def write(self, name: str, data: bytes | memoryview, *, exclusive: bool = False) -> None:
         path = self._path(name)
@@ -99,6 +136,7 @@ class LocalBackend:
 
     def delete(self, name: str) -> None:
         path = self._path(name)
+        self._forget_cached(path)
         try:
             os.unlink(path)
         except FileNotFoundError:
@@ -149,7 +187,10 @@ class LocalBackend:
         return removed
 
     def close(self) -> None:
-        return None
+        with self._fd_lock:
+            for fd, _users in self._fds.values():
+                os.close(fd)
+            self._fds.clear()
 
 
 def _fsync_dir(directory: str) -> None:
