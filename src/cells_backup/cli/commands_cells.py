@@ -26,7 +26,7 @@ def cells_backup(settings: Settings, *, cells_dir, tags, excludes, extra_paths, 
         start_command=start_command or hooks.get("start_command"), live=live, when=when, lock_wait=lock_wait)
     repo = settings.open()
     progress = Progress()
-    with ProgressLine(_progress_renderer(progress, 0), enabled=not settings.out.quiet):
+    with ProgressLine(_progress_renderer(progress), enabled=not settings.out.quiet):
         result = backup_installation(repo, request, progress=progress, warn=settings.out.warn,
                                      info=settings.out.info)
     for note in result.warnings:

@@ -35,10 +35,11 @@ def parse_owner(owner: str | None) -> tuple[int, int] | None:
     return uid, gid
 
 
-def _progress_renderer(progress: Progress, expected_bytes: int):
+def _progress_renderer(progress: Progress):
     def render(elapsed: float) -> str:
         rate = progress.bytes / elapsed if elapsed > 0 else 0
         eta = ""
+        expected_bytes = progress.expected_bytes
         if expected_bytes and rate > 0 and progress.bytes < expected_bytes:
             eta = f", ETA {human_duration((expected_bytes - progress.bytes) / rate)}"
         return (f"{progress.files} files, {human_bytes(progress.bytes)}, {human_bytes(rate)}/s{eta}  "
@@ -102,7 +103,7 @@ def backup(settings: Settings, cells_dir, tags, excludes, extra_paths, no_cells,
     progress = Progress()
     request = BackupRequest(paths=extra_paths, tags=list(tags), excludes=excludes, time=when_dt,
                             lock_wait=lock_wait)
-    with ProgressLine(_progress_renderer(progress, 0), enabled=not settings.out.quiet) as line:
+    with ProgressLine(_progress_renderer(progress), enabled=not settings.out.quiet) as line:
         snapshot = run_backup(repo, request, progress=progress, warn=settings.out.warn)
     report_backup(settings, snapshot, snapshot.summary.get("duration", 0) or line.started)
     if snapshot.partial:

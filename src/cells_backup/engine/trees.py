@@ -89,6 +89,8 @@ def run_backup(
     with Lock(repo, exclusive=False, purpose="backup").acquire(request.lock_wait):
         repo.load_index()
         parent = choose_parent(repo, paths, socket.gethostname())
+        if parent is not None and progress is not None:
+            progress.expected_bytes = int(parent.summary.get("total_bytes", 0))
         user_exclude = exclude_matcher(request.excludes)
         extra_exclude = request.exclude_fn
 

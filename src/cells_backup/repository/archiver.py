@@ -50,6 +50,7 @@ class Progress:
     files: int = 0
     dirs: int = 0
     bytes: int = 0
+    expected_bytes: int = 0  # from the parent snapshot, for an ETA
     current: str = ""
     started: float = field(default_factory=time.monotonic)
 
