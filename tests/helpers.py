@@ -99,3 +99,15 @@ def flip_byte(path: str | Path, offset: int | None = None) -> None:
     os.chmod(path, 0o600)
     Path(path).write_bytes(bytes(data))
     os.chmod(path, stat.S_IMODE(mode))
+
+
+def json_leaves(node, path: tuple = ()):
+    """(path, value) of every scalar in a JSON document: configs are compared leaf by leaf."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from json_leaves(v, (*path, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from json_leaves(v, (*path, i))
+    else:
+        yield path, node

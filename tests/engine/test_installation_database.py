@@ -11,18 +11,7 @@ from urllib.parse import quote
 from conftest_engine import admin, table_rows
 
 from cells_backup.cells import backup_plan, load_installation
-from helpers import FAST_KDF, cli_env, run_cli, tree_state
-
-
-def leaves(node, path=()):
-    if isinstance(node, dict):
-        for k, v in node.items():
-            yield from leaves(v, (*path, k))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            yield from leaves(v, (*path, i))
-    else:
-        yield path, node
+from helpers import FAST_KDF, cli_env, json_leaves, run_cli, tree_state
 
 
 def test_backup_twice_restore_first_on_new_server(installation, mariadb, tmp_path):
@@ -88,7 +77,7 @@ def test_backup_twice_restore_first_on_new_server(installation, mariadb, tmp_pat
                                        or len(k) == 40)]["dsn"]
     assert new_db in dsn and str(mariadb.port) in dsn
     changed = [tuple(e["path"]) for e in doc["plan"]["config_edits"]]
-    old_leaves, new_leaves = dict(leaves(config_a)), dict(leaves(config_new))
+    old_leaves, new_leaves = dict(json_leaves(config_a)), dict(json_leaves(config_new))
     differing = {p for p in set(old_leaves) | set(new_leaves) if old_leaves.get(p) != new_leaves.get(p)}
     assert differing
     for path in differing:

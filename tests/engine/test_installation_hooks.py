@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cells_backup.cells.sample import make_sample_installation
-from helpers import FAST_KDF, cli_env, run_cli
+from helpers import FAST_KDF, cli_env, json_leaves, run_cli
 
 HOLDER = """
 import fcntl, sys, time
@@ -141,17 +141,7 @@ def test_restore_to_new_place_rewrites_only_what_must_change(repo, install, env,
     after = json.loads((new / "pydio.json").read_text())
     changed = {tuple(e["path"]) for e in doc["plan"]["config_edits"]}
 
-    def leaves(node, path=()):
-        if isinstance(node, dict):
-            for k, v in node.items():
-                yield from leaves(v, (*path, k))
-        elif isinstance(node, list):
-            for i, v in enumerate(node):
-                yield from leaves(v, (*path, i))
-        else:
-            yield path, node
-
-    old_leaves, new_leaves = dict(leaves(before)), dict(leaves(after))
+    old_leaves, new_leaves = dict(json_leaves(before)), dict(json_leaves(after))
     differing = {p for p in set(old_leaves) | set(new_leaves) if old_leaves.get(p) != new_leaves.get(p)}
     assert differing, "nothing was rewritten"
     for path in differing:

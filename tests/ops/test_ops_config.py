@@ -9,8 +9,6 @@ from cells_backup.engine.config_file import (
     ConfigError,
     check_complete,
     load_config,
-    parse_duration,
-    parse_subset,
     require_complete,
     validate_config,
 )
@@ -200,16 +198,6 @@ def test_default_locations(tmp_path, monkeypatch):
 def test_missing_explicit_file(tmp_path):
     with pytest.raises(UsageError, match="does not exist"):
         load_config(str(tmp_path / "nope.toml"))
-
-
-def test_parse_helpers():
-    assert parse_duration("1y6m2w3d12h") == {"y": 1, "m": 6, "w": 2, "d": 3, "h": 12}
-    assert parse_subset("2.5%") == ("percent", 2.5)
-    assert parse_subset("3/7") == ("fraction", (3, 7))
-    with pytest.raises(UsageError):
-        parse_duration("7 days")
-    with pytest.raises(UsageError):
-        parse_subset("0%")
 
 
 def test_non_utf8_file(tmp_path):

@@ -7,13 +7,12 @@ half-understood config would be silently wrong (DESIGN invariant 6).
 from __future__ import annotations
 
 import json
-import os
 import re
 import stat
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..atomicfile import write_atomic
 from ..errors import CellsBackupError
 from .model import SHAPE_LEGACY, SHAPE_V2_V4, SHAPE_V5
 
@@ -122,28 +121,6 @@ def save_pydio_json(path: Path, data: dict[str, Any]) -> None:
     if path.exists() and path.read_bytes().endswith(b"\n"):
         text += "\n"
     try:
-        _write_atomic(path, text.encode("utf-8"), mode)
+        write_atomic(path, text.encode("utf-8"), mode)
     except OSError as exc:
         raise CellsBackupError(f"{path}: cannot write ({exc.strerror or exc})") from None
-
-
-def _write_atomic(path: Path, payload: bytes, mode: int) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

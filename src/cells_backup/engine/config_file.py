@@ -26,10 +26,6 @@ PASSWORD_ENV = ("CELLS_BACKUP_PASSWORD", "CELLS_BACKUP_PASSWORD_FILE", "CELLS_BA
 REPOSITORY_ENV = "CELLS_BACKUP_REPOSITORY"
 
 # keep_within: restic's units (years, months, weeks, days, hours), e.g. "1y6m", "14d", "36h".
-DURATION_RE = re.compile(r"^(?:\d+[ymwdh])+$")
-_DURATION_PART = re.compile(r"(\d+)([ymwdh])")
-_SUBSET_PCT = re.compile(r"^(\d+(?:\.\d+)?)%$")
-_SUBSET_FRACTION = re.compile(r"^(\d+)/(\d+)$")
 RETENTION_COUNTS = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
 
 
@@ -113,48 +109,28 @@ def _http_url(value: object) -> str | None:
     return None
 
 
-def parse_duration(text: str) -> dict[str, int]:
-    """``"1y6m2d"`` -> ``{"y": 1, "m": 6, "d": 2}`` (units y, m, w, d, h); UsageError when malformed."""
-    if not isinstance(text, str) or not DURATION_RE.match(text):
-        raise UsageError(f"bad duration {_show(text)}: use a number and a unit (y, m, w, d, h), e.g. 7d or 1y6m")
-    out: dict[str, int] = {}
-    for number, unit in _DURATION_PART.findall(text):
-        out[unit] = out.get(unit, 0) + int(number)
-    return out
-
-
 def _duration(value: object) -> str | None:
+    from .retention import parse_duration  # one parser for the file and for `forget --keep-within`
+
     if not isinstance(value, str):
         return f"must be a duration string like \"7d\" or \"1y6m\", got {_show(value)}"
-    if not DURATION_RE.match(value):
+    try:
+        parse_duration(value)
+    except UsageError:
         return f"must be a duration: numbers with units y, m, w, d, h (e.g. \"7d\", \"1y6m\"), got {_show(value)}"
     return None
 
 
-def parse_subset(text: str) -> tuple[str, float | tuple[int, int]]:
-    """``"5%"`` -> ("percent", 5.0); ``"2/7"`` -> ("fraction", (2, 7)); UsageError when malformed."""
-    problem = _subset(text)
-    if problem:
-        raise UsageError(f"read data subset {problem}")
-    m = _SUBSET_PCT.match(text)
-    if m:
-        return "percent", float(m.group(1))
-    n, t = _SUBSET_FRACTION.match(text).groups()  # type: ignore[union-attr]
-    return "fraction", (int(n), int(t))
-
-
 def _subset(value: object) -> str | None:
+    from ..repository.check import parse_subset  # the parser `check --read-data-subset` uses
+
     if not isinstance(value, str):
         return f"must be a string like \"5%\" or \"1/7\", got {_show(value)}"
-    m = _SUBSET_PCT.match(value)
-    if m:
-        pct = float(m.group(1))
-        return None if 0 < pct <= 100 else f"must be a percentage above 0 and at most 100, got {_show(value)}"
-    m = _SUBSET_FRACTION.match(value)
-    if m:
-        n, t = int(m.group(1)), int(m.group(2))
-        return None if 1 <= n <= t else f"must be n/t with 1 <= n <= t, got {_show(value)}"
-    return f"must be a percentage (\"5%\") or a fraction n/t (\"1/7\"), got {_show(value)}"
+    try:
+        parse_subset(value)
+    except UsageError as exc:
+        return str(exc).replace("read data subset ", "")
+    return None
 
 
 def _repository(value: object) -> str | None:

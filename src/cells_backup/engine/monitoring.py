@@ -14,7 +14,6 @@ import os
 import re
 import socket
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -24,6 +23,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from .. import __version__
+from ..atomicfile import write_atomic
 from ..errors import CellsBackupError
 from .logsetup import LOGGER_NAME, redact
 
@@ -205,23 +205,9 @@ def write_prometheus_textfile(
             continue
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name}{label_text} {_fmt(values[name])}"]
     text = "\n".join(lines) + "\n"
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = None
     try:
-        # The temp name must not end in .prom, or the collector could read a half-written file.
-        fd, tmp = tempfile.mkstemp(prefix=".cells_backup.", suffix=".tmp", dir=directory)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        write_atomic(path, text.encode("utf-8"), 0o644)  # the temp name does not end in .prom
     except OSError as exc:
-        if tmp:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
         raise CellsBackupError(f"cannot write metrics file {path}: {exc.strerror}") from None
     return text
 

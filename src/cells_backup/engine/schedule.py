@@ -18,6 +18,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..atomicfile import write_atomic
 from ..errors import CellsBackupError, UsageError
 
 SERVICE_NAME = "cells-backup.service"
@@ -173,20 +174,9 @@ def install_systemd(units: Mapping[str, str], directory: str = "/etc/systemd/sys
         raise CellsBackupError(f"cannot create {directory}: {exc.strerror}") from None
     for name, text in units.items():
         target = os.path.join(directory, name)
-        tmp = f"{target}.tmp-{os.getpid()}"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
+            write_atomic(target, text.encode("utf-8"), 0o644)
         except OSError as exc:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
             raise CellsBackupError(f"cannot write {target}: {exc.strerror}") from None
         written.append(target)
     return written

@@ -7,10 +7,11 @@ the snapshots and files it affects, so an administrator knows what to re-back-up
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..errors import CellsBackupError, IntegrityError, NotFoundError
+from ..errors import CellsBackupError, IntegrityError, NotFoundError, UsageError
 from .crypto import content_hash
 from .keys import list_key_files, parse_key_file, verify_mac
 from .pack import decode_blob, decode_header, header_length
@@ -35,20 +36,26 @@ class CheckReport:
         self.errors.append({"object": obj, "error": message, **more})
 
 
-def parse_subset(spec: str | None) -> Callable[[str], bool] | None:
-    """``"5%"``/``"5"`` picks that share of packs at random; ``"n/t"`` picks slice n of t."""
-    if spec is None:
-        return None
-    spec = spec.strip()
-    if "/" in spec:
-        n_s, t_s = spec.split("/", 1)
-        n, t = int(n_s), int(t_s)
-        if not (1 <= n <= t):
-            raise CellsBackupError(f"invalid subset {spec!r}: need 1 <= n <= t")
+_PERCENT = re.compile(r"^(\d+(?:\.\d+)?)%$")
+_SLICE = re.compile(r"^(\d+)/(\d+)$")
+
+
+def parse_subset(spec: str) -> Callable[[str], bool]:
+    """``"5%"`` picks that share of packs at random; ``"n/t"`` picks slice n of t, so t runs
+    (e.g. a daily ``1/7`` .. ``7/7``) read everything once. UsageError when malformed."""
+    text = spec.strip() if isinstance(spec, str) else ""
+    m = _SLICE.match(text)
+    if m:
+        n, t = int(m.group(1)), int(m.group(2))
+        if not 1 <= n <= t:
+            raise UsageError(f"read data subset must be n/t with 1 <= n <= t, got {spec!r}")
         return lambda pack_hex: int(pack_hex[:8], 16) % t == n - 1
-    pct = float(spec.rstrip("%"))
-    if not 0 < pct <= 100:
-        raise CellsBackupError(f"invalid subset {spec!r}: need a percentage in (0, 100]")
+    m = _PERCENT.match(text)
+    if not m:
+        raise UsageError(f"read data subset must be a percentage (\"5%\") or a slice n/t (\"1/7\"), got \"{spec}\"")
+    if not 0 < float(m.group(1)) <= 100:
+        raise UsageError(f"read data subset must be a percentage above 0 and at most 100, got \"{spec}\"")
+    pct = float(m.group(1))
     rng = random.SystemRandom()
     return lambda _pack_hex: rng.random() * 100 < pct
 
