@@ -67,14 +67,23 @@ class BlobWriter:
             if not self.index.add(blob, None, 0, 0, len(data), type):
                 self.stats.blobs_known += 1
                 return blob
-            self._pending += 1
         raw = bytes(data)
         with self._budget:
             while self._inflight > 0 and self._inflight + len(raw) > self._max_inflight:
                 self._budget.wait()
                 self._raise_pending_error()
             self._inflight += len(raw)
-        self._pool.submit(self._store, type, blob, raw)
+        # Counted only once the task is surely submitted: a count without a task would make
+        # close() wait forever.
+        with self._lock:
+            self._pending += 1
+        try:
+            self._pool.submit(self._store, type, blob, raw)
+        except BaseException:
+            with self._idle:
+                self._pending -= 1
+                self._idle.notify_all()
+            raise
         return blob
 
     @property

@@ -1,0 +1,45 @@
+"""A backend that fails while packs are being written makes the backup fail promptly with the
+backend's error — never hang, never leave a snapshot."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from cells_backup.engine.trees import BackupRequest, run_backup
+from cells_backup.errors import BackendError
+from cells_backup.repository.backends.faulty import Fault, FaultyBackend
+from cells_backup.repository.backends.local import LocalBackend
+from cells_backup.repository.repository import Repository
+
+
+@pytest.mark.parametrize("skip", [0, 1, 3])
+@pytest.mark.parametrize("kind", ["permanent", "timeout"])  # timeout: slow, then fails, while blobs queue up
+def test_pack_write_failure_fails_the_backup_without_hanging(tmp_path, skip, kind):
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(40):
+        (src / f"f{i}").write_bytes(os.urandom(1_500_000))
+    local = LocalBackend(str(tmp_path / "repo"))
+    Repository.create(local, b"pw", kdf={"n": 1024, "r": 8, "p": 1}, pack_size=4 * 1024 * 1024)
+    faulty = FaultyBackend(local, [Fault("write", kind, match="data/", skip=skip, times=None, delay=0.3,
+                                         permanent=True)])
+    repo = Repository.open(faulty, b"pw")
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            run_backup(repo, BackupRequest(paths=[str(src)]))
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion below
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "the backup hung after the backend failed"
+    assert isinstance(outcome[0], BackendError)
+    snapshots = tmp_path / "repo" / "snapshots"
+    assert not snapshots.exists() or not any(snapshots.iterdir())
