@@ -10,6 +10,7 @@ import click
 from ..errors import CellsBackupError, ExitCode, UsageError
 from ..repository.archiver import Progress
 from .main import Settings, cli, common_options
+from .options import rewrite_options
 from .output import ProgressLine, human_bytes, human_duration
 
 
@@ -152,13 +153,7 @@ def verify_install(settings: Settings, cells_dir: str | None, database_url: str 
 
 
 @cli.command()
-@click.option("--cells-dir", type=click.Path(file_okay=False), help="Cells working directory.")
-@click.option("--map", "maps", multiple=True, metavar="OLD=NEW", help="Rewrite paths under OLD to NEW.")
-@click.option("--database-url", help="New database (URL form).")
-@click.option("--external-url", help="New public URL of the site.")
-@click.option("--bind", help="New bind address HOST:PORT.")
-@click.option("--peer-address", help="New PeerAddress for datasources.")
-@click.option("--clear-peer-address", is_flag=True, help="Remove PeerAddress from datasources.")
+@rewrite_options
 @click.option("--dry-run", is_flag=True, help="Show the edits, change nothing.")
 @common_options
 def rehost(settings: Settings, cells_dir, maps, database_url, external_url, bind, peer_address,

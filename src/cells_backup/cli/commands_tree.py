@@ -14,6 +14,7 @@ from ..errors import CellsBackupError, ExitCode, UsageError
 from ..repository.archiver import Progress
 from ..repository.restorer import find_node
 from .main import Settings, cli, common_options
+from .options import rewrite_options
 from .output import ProgressLine, human_bytes, human_duration
 
 
@@ -113,13 +114,7 @@ def backup(settings: Settings, cells_dir, tags, excludes, extra_paths, no_cells,
 @cli.command()
 @click.argument("snapshot")
 @click.option("--target", type=click.Path(file_okay=False), help="Restore plain trees under this directory.")
-@click.option("--cells-dir", type=click.Path(file_okay=False), help="New Cells working directory.")
-@click.option("--map", "maps", multiple=True, metavar="OLD=NEW", help="Move an external datasource parent.")
-@click.option("--database-url", help="Database to restore into (URL form).")
-@click.option("--external-url", help="New public URL of the site.")
-@click.option("--bind", help="New bind address HOST:PORT.")
-@click.option("--peer-address", help="New PeerAddress for datasources.")
-@click.option("--clear-peer-address", is_flag=True, help="Remove PeerAddress from datasources.")
+@rewrite_options
 @click.option("--only", help="config, data, database, or a PATH inside the snapshot.")
 @click.option("--owner", help="USER[:GROUP] to own restored files (default: as recorded).")
 @click.option("--dry-run", is_flag=True, help="Show what would be written and changed, do nothing.")
