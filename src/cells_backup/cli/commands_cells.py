@@ -168,7 +168,7 @@ def rehost(settings: Settings, cells_dir, maps, database_url, external_url, bind
         render_diff,
         retarget_dsn,
     )
-    from ..engine.installation_restore import _parse_maps
+    from ..engine.installation_restore import parse_maps
     from ..errors import CellsRunningError
 
     wd = find_working_dir(cells_dir or settings.config.get("cells_dir"))
@@ -181,7 +181,7 @@ def rehost(settings: Settings, cells_dir, maps, database_url, external_url, bind
         if inst.default_database is None:
             raise UsageError("this installation has no default database to retarget")
         dsn = retarget_dsn(inst.default_database.dsn, database_url)
-    request = RewriteRequest(path_map=_parse_maps(list(maps)), external_url=external_url, bind=bind,
+    request = RewriteRequest(path_map=parse_maps(list(maps)), external_url=external_url, bind=bind,
                              peer_address=peer_address, clear_peer_address=clear_peer_address, database_dsn=dsn)
     result = rehost_in_place(Path(wd), request, dry_run=dry_run)
     text = render_diff(result.edits) if result.edits else "nothing to change"

@@ -98,7 +98,7 @@ class RestorePlan:
         return "\n".join(lines)
 
 
-def _parse_maps(maps: list[str]) -> list[tuple[str, str]]:
+def parse_maps(maps: list[str]) -> list[tuple[str, str]]:
     out = []
     for item in maps:
         old, sep, new = item.partition("=")
@@ -121,7 +121,7 @@ def plan_restore(repo: Repository, snap: Snapshot, req: InstallationRestoreReque
     inst = Installation.from_dict(snap.extra["installation"])
     old_wd = str(inst.working_dir)
     new_wd = os.path.abspath(req.cells_dir) if req.cells_dir else old_wd
-    path_map = ([(old_wd, new_wd)] if new_wd != old_wd else []) + _parse_maps(req.maps)
+    path_map = ([(old_wd, new_wd)] if new_wd != old_wd else []) + parse_maps(req.maps)
     only = req.only
     components = snap.extra.get("components", [])
     data_roots = sorted({ds.parent_folder for ds in inst.local_datasources() if ds.parent_folder})
