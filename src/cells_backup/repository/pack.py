@@ -22,6 +22,9 @@ _ENTRY = struct.Struct("<B32sIII")
 FLAG_RAW = 0
 FLAG_ZSTD = 1
 MAX_HEADER = 64 * 1024 * 1024
+# Data chunks are at most 16 MiB; a tree blob lists one directory and a flat Cells datasource keeps
+# every file in one directory, so trees may be large. Checked before anything is allocated.
+MAX_BLOB = 1024 * 1024 * 1024
 
 # Compressing pays only when it saves at least this fraction.
 _MIN_SAVING = 0.03
@@ -47,7 +50,7 @@ def decode_blob(
     if flag == FLAG_RAW:
         data = bytes(body)
     elif flag == FLAG_ZSTD:
-        if raw_length > 64 * 1024 * 1024:
+        if raw_length > MAX_BLOB:
             raise IntegrityError(f"{what}: claims an implausible size")
         try:
             data = zstandard.ZstdDecompressor().decompress(body, max_output_size=raw_length)
