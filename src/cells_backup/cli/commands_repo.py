@@ -14,6 +14,7 @@ from ..engine.stats import repository_stats, snapshot_stats
 from ..errors import CellsBackupError, ExitCode
 from ..repository.backends import open_backend
 from ..repository.check import check_repository
+from ..repository.crypto import DEFAULT_KDF
 from ..repository.keys import list_key_files, make_key_file
 from ..repository.lock import Lock, remove_stale_locks
 from ..repository.repository import Repository
@@ -23,8 +24,8 @@ from .output import human_bytes
 
 @cli.command()
 @click.option("--pack-size", type=int, default=16, show_default=True, help="Target pack size in MiB.")
-@click.option("--kdf-cost", type=click.IntRange(10, 22), default=15, show_default=True,
-              help="scrypt cost as log2(N); 15 = 32 MiB of memory per unlock.")
+@click.option("--kdf-cost", type=click.IntRange(10, 22), default=14, show_default=True,
+              help="Argon2id memory as log2(KiB): 14 = 16 MiB (3 passes) per unlock.")
 @common_options
 def init(settings: Settings, pack_size: int, kdf_cost: int) -> None:
     """Create an encrypted repository."""
@@ -41,7 +42,7 @@ def init(settings: Settings, pack_size: int, kdf_cost: int) -> None:
             password = get_password(settings.repo.password)
         else:
             password, generated = generate_password_file()
-    repo = Repository.create(backend, password, kdf={"n": 2**kdf_cost, "r": 8, "p": 1},
+    repo = Repository.create(backend, password, kdf={**DEFAULT_KDF, "memory_kib": 2**kdf_cost},
                              pack_size=pack_size * 1024 * 1024)
     doc = {"repository": backend.location, "id": repo.id, "password_file": str(generated) if generated else None}
     text = f"created repository {repo.id[:8]} at {backend.location}"

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..errors import CellsBackupError, IntegrityError, WrongPasswordError
 from .backends.base import Backend
-from .crypto import DEFAULT_KDF, MasterKey, derive_wrapping_key, open_sealed, seal
+from .crypto import DEFAULT_KDF, MasterKey, derive_wrapping_key, kdf_params, open_sealed, seal
 
 KEY_FORMAT_VERSION = 1
 _WRAP_AD = b"cells-backup master key"
@@ -56,9 +56,9 @@ def _mac(master: MasterKey, doc: dict) -> str:
 
 def make_key_file(master: MasterKey, password: bytes, kdf: dict | None = None) -> tuple[str, bytes]:
     """Wrap ``master`` with ``password``; returns (key id, file bytes)."""
-    params = dict(DEFAULT_KDF if kdf is None else kdf)
+    params = kdf_params(DEFAULT_KDF if kdf is None else kdf)
     salt = os.urandom(16)
-    wrapping = derive_wrapping_key(password, salt, params["n"], params["r"], params["p"])
+    wrapping = derive_wrapping_key(password, salt, params)
     key_id = secrets.token_hex(16)
     doc = {
         "version": KEY_FORMAT_VERSION,
@@ -66,7 +66,7 @@ def make_key_file(master: MasterKey, password: bytes, kdf: dict | None = None) -
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "hostname": socket.gethostname(),
         "username": getpass.getuser(),
-        "kdf": {"name": "scrypt", **params, "salt": base64.b64encode(salt).decode()},
+        "kdf": {**params, "salt": base64.b64encode(salt).decode()},
         "master": base64.b64encode(seal(AESGCM(wrapping), master.to_bytes(), _WRAP_AD)).decode(),
     }
     doc["mac"] = _mac(master, doc)
@@ -106,16 +106,15 @@ def unwrap(key: KeyFile, password: bytes) -> MasterKey | None:
     doc = key.raw
     try:
         kdf = doc["kdf"]
-        if kdf.get("name") != "scrypt":
-            return None
-        n, r, p = int(kdf["n"]), int(kdf["r"]), int(kdf["p"])
-        if not (2 <= n <= 2**22 and 1 <= r <= 32 and 1 <= p <= 16):  # refuse absurd costs
-            return None
+        params = kdf_params(kdf)  # bounded: refuses absurd costs
         salt = base64.b64decode(kdf["salt"], validate=True)
         sealed = base64.b64decode(doc["master"], validate=True)
     except (KeyError, TypeError, ValueError, AttributeError):
         return None
-    wrapping = derive_wrapping_key(password, salt, n, r, p)
+    try:
+        wrapping = derive_wrapping_key(password, salt, params)
+    except ValueError:  # parameters the KDF itself rejects (e.g. scrypt n not a power of two)
+        return None
     try:
         master = MasterKey.from_bytes(open_sealed(AESGCM(wrapping), sealed, key.name, _WRAP_AD))
     except IntegrityError:
