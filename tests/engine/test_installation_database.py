@@ -11,6 +11,7 @@ from urllib.parse import quote
 from conftest_engine import admin, table_rows
 
 from cells_backup.cells import backup_plan, load_installation
+from cells_backup.database.mysql_client import option_value
 from helpers import FAST_KDF, cli_env, json_leaves, run_cli, tree_state
 
 
@@ -125,3 +126,35 @@ def test_wrong_database_password_is_one_clear_line(installation, mariadb):
     assert r.code == 1
     assert r.stderr.count("\n") == 1 and "authentication failed" in r.stderr and "wrong" not in r.stderr
     assert json.loads(run_cli("--repo", repo, "snapshots", "--json", env=env).stdout) == []
+
+
+def test_hooks_restart_cells_before_the_dump_ends_and_the_dump_is_from_the_stop(installation, mariadb, tmp_path):
+    """Cells is started as soon as the files are read; the database dump goes on from the snapshot taken
+    while Cells was stopped, so rows written after the restart are not in this backup."""
+    sample, dbname, base = installation
+    with admin(mariadb, dbname) as c, c.cursor() as cur:
+        cur.execute("CREATE TABLE bulk (id INT PRIMARY KEY, v VARCHAR(200))")
+        cur.execute("INSERT INTO bulk SELECT seq, REPEAT('y', 150) FROM seq_1_to_200000")
+    before = table_rows(mariadb, dbname)
+    cnf = tmp_path / "client.cnf"
+    cnf.write_text(f"[client]\nuser={mariadb.admin_user}\npassword={option_value(mariadb.admin_password)}\n"
+                   f"host=127.0.0.1\nport={mariadb.port}\n")
+    os.chmod(cnf, 0o600)
+    log = tmp_path / "hooks.log"
+    start = (f"echo start >> {log}; mariadb --defaults-extra-file={cnf} {dbname} "
+             "-e \"INSERT INTO idm_user_attributes VALUES ('late', 'profile', 'written after the restart')\"")
+    env = cli_env()
+    repo = str(base / "repo")
+    run_cli("--repo", repo, "init", *FAST_KDF, env=env, check=True)
+    r = run_cli("--repo", repo, "backup", "--cells-dir", str(base / "cells"), "--stop-command",
+                f"echo stop >> {log}", "--start-command", start, "--json", env=env)
+    assert r.code == 0, r.stderr
+    assert log.read_text().split() == ["stop", "start"]
+    snap = json.loads(r.stdout)["snapshot"]
+    assert 0 <= snap["summary"]["downtime"] < snap["summary"]["duration"]
+    new_db = f"{dbname}_stop"
+    url = f"mysql://{mariadb.admin_user}:{quote(mariadb.admin_password, safe='')}@127.0.0.1:{mariadb.port}/{new_db}"
+    r = run_cli("--repo", repo, "restore", "latest", "--only", "database", "--database-url", url, env=env)
+    assert r.code == 0, r.stdout + r.stderr
+    assert table_rows(mariadb, new_db) == before  # the late row is not there
+    assert any(row[0] == "late" for row in table_rows(mariadb, dbname)["idm_user_attributes"])

@@ -1,4 +1,8 @@
-"""Logical dump and load of the SQL database named in pydio.json (MySQL/MariaDB).
+"""Logical dump and load of the SQL database named in pydio.json.
+
+MySQL/MariaDB (``mysql_*``), PostgreSQL (``postgres_*``: pg_dump/psql) and SQLite (``sqlite_*``:
+stdlib) behind the same interface and the same guarantees: one consistent snapshot, one part per
+table, row counts and content hashes in the manifest, restores verified against them.
 
 Public API (see each module):
 

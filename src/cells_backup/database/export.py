@@ -46,7 +46,15 @@ FOOTER = b"""
 
 
 def export_sql(parts: Sequence[tuple[str, Callable[[], BinaryIO]]], manifest: dict, out: BinaryIO) -> None:
-    """Write a single loadable .sql for a MySQL/MariaDB dump to `out`."""
+    """Write a single loadable .sql for a dump to `out` (SQLite and PostgreSQL: see their modules)."""
+    if manifest.get("kind") == "sqlite":
+        from cells_backup.database.sqlite_load import export_sqlite
+
+        return export_sqlite(parts, manifest, out)
+    if manifest.get("kind") == "postgres":
+        from cells_backup.database.postgres_load import export_postgres
+
+        return export_postgres(parts, manifest, out)
     if manifest.get("kind") != "mysql":
         raise DatabaseError(
             f"SQL export is only available for MySQL/MariaDB dumps, not {manifest.get('kind')}"

@@ -50,6 +50,14 @@ def _target(conn: ConnectionInfo, tool: str, skip_binlog: bool):
         from cells_backup.database.mysql_load import MySQLTarget
 
         return MySQLTarget(conn, tool=tool, skip_binlog=skip_binlog)
+    if conn.kind == "sqlite":
+        from cells_backup.database.sqlite_load import SQLiteTarget
+
+        return SQLiteTarget(conn)
+    if conn.kind == "postgres":
+        from cells_backup.database.postgres_load import PostgresTarget
+
+        return PostgresTarget(conn, tool=tool)
     raise DatabaseError(f"restoring into {conn.kind} databases is not supported yet")
 
 

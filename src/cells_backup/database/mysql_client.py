@@ -113,7 +113,7 @@ def is_mariadb_tool(path: str) -> bool:
     return "mariadb" in out.lower()
 
 
-def _option_value(value: str) -> str:
+def option_value(value: str) -> str:
     escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'"{escaped}"'
 
@@ -121,11 +121,11 @@ def _option_value(value: str) -> str:
 @contextmanager
 def defaults_file(conn: ConnectionInfo, tool: str) -> Iterator[str]:
     """A private option file holding host, user and password for a client tool; removed on exit."""
-    lines = ["[client]", f"user={_option_value(conn.user)}", f"password={_option_value(conn.password)}"]
+    lines = ["[client]", f"user={option_value(conn.user)}", f"password={option_value(conn.password)}"]
     if conn.unix_socket:
-        lines += ["host=localhost", f"socket={_option_value(conn.unix_socket)}"]
+        lines += ["host=localhost", f"socket={option_value(conn.unix_socket)}"]
     else:
-        lines += [f"host={_option_value(conn.host)}", f"port={conn.port}", "protocol=TCP"]
+        lines += [f"host={option_value(conn.host)}", f"port={conn.port}", "protocol=TCP"]
     mariadb = is_mariadb_tool(tool)
     if conn.tls:
         lines.append("ssl" if mariadb else "ssl-mode=REQUIRED")
@@ -133,7 +133,7 @@ def defaults_file(conn: ConnectionInfo, tool: str) -> Iterator[str]:
             lines.append("ssl-verify-server-cert" if mariadb else "ssl-mode=VERIFY_IDENTITY")
         ca = conn.params.get("ssl-ca")
         if ca:
-            lines.append(f"ssl-ca={_option_value(ca)}")
+            lines.append(f"ssl-ca={option_value(ca)}")
     elif mariadb:
         lines.append("skip-ssl")
     else:

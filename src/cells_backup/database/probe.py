@@ -1,4 +1,7 @@
-"""Quick questions about a live database, for `inspect`, `restore` and `verify-install`."""
+"""Quick questions about a live database, for `inspect`, `restore` and `verify-install`.
+
+MySQL/MariaDB is answered here; SQLite and PostgreSQL by their own modules (same contract).
+"""
 
 from __future__ import annotations
 
@@ -11,14 +14,25 @@ from cells_backup.database.errors import DatabaseError
 from cells_backup.database.mysql_client import connect, mysql_error, quote_ident
 
 
-def _require_mysql(conn: ConnectionInfo) -> None:
-    if conn.kind != "mysql":
-        raise DatabaseError(f"{conn.kind} databases are not supported yet")
+def _other_engine(conn: ConnectionInfo):
+    """The probe module of a non-MySQL engine, or None for MySQL."""
+    if conn.kind == "mysql":
+        return None
+    if conn.kind == "sqlite":
+        from cells_backup.database import sqlite_load
+
+        return sqlite_load
+    if conn.kind == "postgres":
+        from cells_backup.database import postgres_load
+
+        return postgres_load
+    raise DatabaseError(f"{conn.kind} databases are not supported yet")
 
 
 def check_connection(conn: ConnectionInfo) -> str:
     """Connect to the database and return the server version; DatabaseError says why not."""
-    _require_mysql(conn)
+    if engine := _other_engine(conn):
+        return engine.check_connection(conn)
     c = connect(conn)
     try:
         with c.cursor() as cur:
@@ -32,7 +46,8 @@ def check_connection(conn: ConnectionInfo) -> str:
 
 def is_empty(conn: ConnectionInfo) -> bool:
     """True if the database is missing or has no table nor view (a safe restore target)."""
-    _require_mysql(conn)
+    if engine := _other_engine(conn):
+        return engine.is_empty(conn)
     c = connect(conn, database="")
     try:
         with c.cursor() as cur:
@@ -48,7 +63,8 @@ def is_empty(conn: ConnectionInfo) -> bool:
 
 def table_info(conn: ConnectionInfo, tables: Iterable[str]) -> dict[str, dict]:
     """{table: {"exists": bool, "rows": int}} with exact row counts (COUNT(*))."""
-    _require_mysql(conn)
+    if engine := _other_engine(conn):
+        return engine.table_info(conn, tables)
     result: dict[str, dict] = {}
     c = connect(conn)
     try:

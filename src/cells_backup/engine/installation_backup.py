@@ -90,24 +90,47 @@ def component_excluder(components: list[Component]) -> Callable[[str, bool], boo
     return excluded
 
 
-def _dump_entries(dumps: dict, source: DatabaseSource) -> Callable[[], Iterator[tuple[str, BinaryIO]]]:
-    def entries() -> Iterator[tuple[str, BinaryIO]]:
+class DumpStream:
+    """One database's dump as the entries of a VirtualDir.
+
+    `start()` opens the dump and waits for its first part, i.e. until its consistent snapshot
+    exists: with stop/start hooks this happens while Cells is stopped, so Cells can be started
+    again as soon as the files are read while the dump goes on from that same moment.
+    """
+
+    def __init__(self, source: DatabaseSource) -> None:
+        self.source = source
+        self.dump = None
+        self._parts: Iterator | None = None
+        self._first = None
+
+    def start(self) -> None:
         from ..database.dump import open_dump
 
-        dump = open_dump(source.conn)
-        dumps[source.key] = dump
+        self.dump = open_dump(self.source.conn)
+        self._parts = self.dump.parts()
+        self._first = next(self._parts, None)
+
+    def entries(self) -> Iterator[tuple[str, BinaryIO]]:
+        if self.dump is None:
+            self.start()
         try:
-            for part in dump.parts():
+            if self._first is not None:
+                first, self._first = self._first, None
+                yield first.name, first
+            for part in self._parts:
                 yield part.name, part
         except BaseException:
+            self.abort()
+            raise
+        self.dump.close()  # raises when the dump failed or was cut short: no snapshot then
+
+    def abort(self) -> None:
+        if self.dump is not None:
             try:
-                dump.close()
+                self.dump.close()
             except CellsBackupError:
                 pass
-            raise
-        dump.close()  # raises when the dump failed or was cut short: no snapshot then
-
-    return entries
 
 
 def backup_installation(
@@ -143,18 +166,19 @@ def backup_installation(
         for source in sources:  # fail before stopping anything
             check_connection(source.conn)
 
-    dumps: dict = {}
-    virtual = [VirtualDir(s.snapshot_path, _dump_entries(dumps, s)) for s in sources]
+    streams = {s.key: DumpStream(s) for s in sources}
+    virtual = [VirtualDir(s.snapshot_path, streams[s.key].entries) for s in sources]
     paths = [str(c.path) for c in components] + [os.path.abspath(p) for p in request.extra_paths]
 
     stopped_at: list[float] = []
 
     def record(snapshot: Snapshot) -> None:
         if stopped_at:
-            snapshot.summary["downtime"] = round(time.monotonic() - stopped_at[0], 3)
+            end = started[0] if started else time.monotonic()
+            snapshot.summary["downtime"] = round(end - stopped_at[0], 3)
         snapshot.extra["databases"] = {
             key: {"path": f"{DATABASE_ROOT}/{key}", "connection": src.conn.redacted(),
-                  "manifest": dumps[key].manifest()}
+                  "manifest": streams[key].dump.manifest()}
             for key, src in ((s.key, s) for s in sources)
         }
         if inst.document_store and request.skip_documents_db:
@@ -186,17 +210,29 @@ def backup_installation(
     if request.stop_command:
         info("stopping Cells")
         stopped_at.append(time.monotonic())
+        started: list[float] = []
+
+        def start_cells() -> None:
+            if not started:
+                started.append(time.monotonic())
+                run_hook(request.start_command, "start")
+                info(f"Cells started again; downtime {time.monotonic() - stopped_at[0]:.1f} s")
+
         try:
             run_hook(request.stop_command, "stop")
             if not wait_until(lambda: not detect_running(inst).running, request.stop_timeout):
                 raise CellsRunningError(f"Cells is still running {request.stop_timeout:.0f} s after the stop command")
-            snapshot = run_backup(repo, backup_req, progress=progress, warn=warn, before_snapshot=record)
+            for stream in streams.values():
+                stream.start()  # the database's point in time: now, while Cells is stopped
+            snapshot = run_backup(repo, backup_req, progress=progress, warn=warn, before_snapshot=record,
+                                  on_files_done=start_cells)
+        except BaseException:
+            for stream in streams.values():
+                stream.abort()
+            raise
         finally:
-            try:
-                run_hook(request.start_command, "start")  # always, even when the backup failed
-            finally:
-                downtime = time.monotonic() - stopped_at[0]
-                info(f"Cells started again; downtime {downtime:.1f} s")
+            start_cells()  # always, even when the backup failed
+            downtime = started[0] - stopped_at[0]
     else:
         if status.running and not request.live:
             raise CellsRunningError(

@@ -80,6 +80,7 @@ def run_backup(
     progress: Progress | None = None,
     warn: Callable[[str], None] | None = None,
     before_snapshot: Callable[[Snapshot], None] | None = None,
+    on_files_done: Callable[[], None] | None = None,
 ) -> Snapshot:
     """Archive the request's trees and streams and store the snapshot (written last)."""
     for path in request.paths:
@@ -100,7 +101,8 @@ def run_backup(
             return extra_exclude is not None and extra_exclude(path, is_dir)
 
         with BlobWriter(repo) as writer:
-            archiver = Archiver(repo, writer, parent=parent, exclude=exclude, progress=progress, warn=warn)
+            archiver = Archiver(repo, writer, parent=parent, exclude=exclude, progress=progress, warn=warn,
+                                on_files_done=on_files_done)
             tree_id = archiver.archive(paths, request.virtual)
         snapshot = make_snapshot(repo, tree_id, paths, archiver, parent=parent, tags=request.tags,
                                  when=request.time, extra=request.extra)

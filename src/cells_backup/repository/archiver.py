@@ -72,6 +72,10 @@ class ArchiveSummary:
         return dict(self.__dict__)
 
 
+def _has_virtual(trie: _Trie) -> bool:
+    return trie.virtual is not None or any(_has_virtual(c) for c in trie.children.values())
+
+
 class _Trie:
     __slots__ = ("children", "real", "virtual")
 
@@ -95,8 +99,10 @@ class Archiver:
         exclude: ExcludeFn | None = None,
         progress: Progress | None = None,
         warn: Callable[[str], None] | None = None,
+        on_files_done: Callable[[], None] | None = None,
     ) -> None:
         self.repo = repo
+        self._on_files_done = on_files_done
         self.writer = writer
         self.parent = parent
         self.exclude = exclude
@@ -130,12 +136,19 @@ class Archiver:
         parent_root = self.parent.tree if self.parent else None
         try:
             tree_id = self._archive_trie(root, "/", parent_root)
+            self._files_done()
         finally:
             self._readers.shutdown(wait=True, cancel_futures=True)
         self.summary.duration = time.monotonic() - started
         return tree_id
 
     # ---------------------------------------------------------------- helpers
+    def _files_done(self) -> None:
+        """Called once, when every real path is read and before the first stream."""
+        callback, self._on_files_done = self._on_files_done, None
+        if callback is not None:
+            callback()
+
     def _error(self, path: str, message: str) -> None:
         self.errors.append({"path": path, "error": message})
         self._warn(f"{path}: {message}")
@@ -154,12 +167,15 @@ class Archiver:
     def _archive_trie(self, trie: _Trie, path: str, parent_subtree: str | None) -> str:
         parent_nodes = self._parent_nodes(parent_subtree)
         nodes = []
-        for name, child in sorted(trie.children.items()):
+        # Real trees before streams: a caller may restart a service once the files are read
+        # (`on_files_done`) while the streams (a database dump in its own snapshot) go on.
+        for name, child in sorted(trie.children.items(), key=lambda kv: (_has_virtual(kv[1]), kv[0])):
             child_path = os.path.join(path, name)
             prev = parent_nodes.get(name)
             if child.real is not None:
                 node = self._archive_path(child.real, name, prev)
             elif child.virtual is not None:
+                self._files_done()
                 node = self._archive_virtual(child.virtual, name)
             else:
                 node = self._synthetic_dir(child_path, name)
