@@ -11,7 +11,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import BinaryIO
 
@@ -73,7 +73,7 @@ def database_sources(inst: Installation, override_url: str | None = None) -> lis
         else:
             conn = parse_pydio_dsn(ref.driver, ref.dsn)
         if conn.kind == "sqlite" and conn.database and not os.path.isabs(conn.database):
-            conn.database = str(inst.working_dir / conn.database)
+            conn = replace(conn, database=str(inst.working_dir / conn.database))
         sources.append(DatabaseSource(ref.key, conn))
     return sources
 
@@ -88,6 +88,18 @@ def component_excluder(components: list[Component]) -> Callable[[str, bool], boo
         return False
 
     return excluded
+
+
+def _without_database_files(excluded: Callable[[str, bool], bool],
+                            sources: list[DatabaseSource]) -> Callable[[str, bool], bool]:
+    """SQLite files are taken by the (consistent) dump, never copied live as files."""
+    files = set()
+    for source in sources:
+        if source.conn.kind == "sqlite" and source.conn.database:
+            files |= {source.conn.database + suffix for suffix in ("", "-wal", "-shm", "-journal")}
+    if not files:
+        return excluded
+    return lambda path, is_dir: path in files or excluded(path, is_dir)
 
 
 class DumpStream:
@@ -190,7 +202,7 @@ def backup_installation(
         virtual=virtual,
         tags=request.tags,
         excludes=request.excludes,
-        exclude_fn=component_excluder(components),
+        exclude_fn=_without_database_files(component_excluder(components), sources),
         time=request.when,
         extra={
             "installation": inst.to_dict(),

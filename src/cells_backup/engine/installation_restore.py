@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..cells import (
@@ -168,7 +168,7 @@ def plan_restore(repo: Repository, snap: Snapshot, req: InstallationRestoreReque
             else:
                 raise CellsBackupError(f"no connection known for database {key}; give --database-url")
             if target.kind == "sqlite" and target.database:
-                target.database = map_path(target.database, path_map)
+                target = replace(target, database=map_path(target.database, path_map))
             databases.append(DatabaseStep(key, info["path"], target, info["manifest"]))
         if only == "database" and not databases:
             raise CellsBackupError(f"snapshot {snap.short_id} holds no database")
@@ -291,7 +291,8 @@ def restore_installation(
         db_reports.append(report.to_dict())
     result = InstallationRestoreResult(plan, restorer.result, db_reports)
     if req.only in (None, "config", "data", "database"):
-        check = index_table_checker(plan.databases[0].target) if plan.databases else None
+        target = plan.databases[0].target if plan.databases else None
+        check = index_table_checker(target) if target is not None and target.kind == "mysql" else None
         report = verify_installation(Path(plan.new_working_dir), database_check=check)
         result.verify = report.to_dict()
         result.whole = report.whole and not restorer.result.errors
