@@ -12,6 +12,7 @@ from helpers import cli_env, normalize_link_groups, run_cli, tree_state
 
 
 def test_backup_restore_roundtrip_keeps_contents_and_metadata(repo, source, tmp_path, env):
+    os.setxattr(source / "a.txt", "user.cells.note", b"kept \x00 as bytes")
     r = run_cli("--repo", repo, "backup", "--no-cells", "--extra-path", str(source), "--json", env=env)
     assert r.code == 0, r.stderr
     doc = json.loads(r.stdout)
@@ -24,6 +25,7 @@ def test_backup_restore_roundtrip_keeps_contents_and_metadata(repo, source, tmp_
     a, h = os.stat(restored / "a.txt"), os.stat(restored / "dir" / "hardlink-to-a")
     assert (a.st_ino, a.st_mtime_ns) == (h.st_ino, 1_600_000_000_123_456_789)
     assert os.path.isdir(restored / "empty-dir")
+    assert os.getxattr(restored / "a.txt", "user.cells.note") == b"kept \x00 as bytes"
     # the 2 MiB of zeros at the end of big.bin come back as a hole
     assert os.stat(restored / "dir" / "big.bin").st_blocks * 512 < 4 * 1024 * 1024
 

@@ -206,13 +206,14 @@ class Archiver:
         return self._archive_entry(path, name, st, prev)
 
     def _archive_entry(self, path: str, name: str, st: os.stat_result, prev: dict | None,
-                       prefetched: _Slurp | None = None) -> dict | None:
+                       prefetched: _Slurp | None = None, xattrs: dict | None = None) -> dict | None:
         kind = node_type(st.st_mode)
         if kind is None:
             self._error(path, "unknown file type, skipped")
             return None
         node = base_node(name, st, kind)
-        xattrs = read_xattrs(path)
+        if xattrs is None:
+            xattrs = read_xattrs(path)
         if xattrs:
             node["xattrs"] = xattrs
         self.progress.current = path
@@ -246,26 +247,26 @@ class Archiver:
         except OSError as exc:
             self._error(path, f"cannot list directory: {exc.strerror}")
             return self._save_tree([])
-        # lstat in parallel: on a cold cache each one waits for the disk.
-        stats = self._readers.map(_lstat, [child for _name, child in entries]) if len(entries) > 8 else \
-            map(_lstat, [child for _name, child in entries])
+        # lstat and xattrs in parallel: on a cold cache each one waits for the disk.
+        paths = [child for _name, child in entries]
+        stats = self._readers.map(_lstat, paths) if len(entries) > 8 else map(_lstat, paths)
         items = []
-        for (name, child), st in zip(entries, stats, strict=True):
+        for (name, child), (st, xattrs) in zip(entries, stats, strict=True):
             if isinstance(st, OSError):
                 if not isinstance(st, FileNotFoundError):  # vanished since the listing: simply not here
                     self._error(child, f"cannot read: {st.strerror}")
                 continue
             if self.exclude is not None and self.exclude(child, stat.S_ISDIR(st.st_mode)):
                 continue
-            items.append((name, child, st, parent_nodes.get(name)))
+            items.append((name, child, st, parent_nodes.get(name), xattrs))
         window = _PrefetchWindow(self._readers, [
-            i for i, (_n, child, st, prev) in enumerate(items)
+            i for i, (_n, _child, st, prev, _x) in enumerate(items)
             if stat.S_ISREG(st.st_mode) and st.st_size <= SMALL_FILE and st.st_nlink == 1
             and self._unchanged(st, prev) is None
         ], items)
         nodes = []
-        for i, (name, child, st, prev) in enumerate(items):
-            node = self._archive_entry(child, name, st, prev, window.take(i))
+        for i, (name, child, st, prev, xattrs) in enumerate(items):
+            node = self._archive_entry(child, name, st, prev, window.take(i), xattrs)
             if node is not None:
                 nodes.append(node)
         return self._save_tree(nodes)
@@ -411,11 +412,11 @@ READ_THREADS = 6  # reads wait for the disk, not the CPU: more threads than core
 _Slurp = tuple  # (data, stat after reading, error): what a reader thread hands back
 
 
-def _lstat(path: str) -> os.stat_result | OSError:
+def _lstat(path: str) -> tuple[os.stat_result | OSError, dict]:
     try:
-        return os.lstat(path)
+        return os.lstat(path), read_xattrs(path)
     except OSError as exc:
-        return exc
+        return exc, {}
 
 
 def _open_for_read(path: str) -> int:
@@ -465,7 +466,7 @@ class _PrefetchWindow:
                and self._bytes < self.MAX_BYTES):
             i = self._wanted[self._next]
             self._next += 1
-            _name, child, st, _prev = self._items[i]
+            child, st = self._items[i][1], self._items[i][2]
             self._futures[i] = self._pool.submit(_slurp, child, st.st_size)
             self._bytes += st.st_size
 
