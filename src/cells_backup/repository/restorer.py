@@ -13,7 +13,7 @@ import os
 import stat
 import threading
 from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from ..errors import CellsBackupError
@@ -105,11 +105,12 @@ class Restorer:
         return self.result
 
     def _drain(self, keep: int) -> None:
+        """Wait until at most ``keep`` files are queued (a bound on memory, not a batch barrier)."""
         while len(self._pending) > keep:
-            done, _ = wait(self._pending, return_when=FIRST_EXCEPTION)
+            done, not_done = wait(self._pending, return_when=FIRST_COMPLETED)
             for fut in done:
                 fut.result()
-            self._pending = [f for f in self._pending if not f.done()]
+            self._pending = list(not_done)
 
     def _walk(self, tree_id: str, directory: str, rel: str, select: Callable[[str], bool] | None) -> None:
         try:
