@@ -26,6 +26,7 @@ from .crypto import MasterKey, blob_id, content_hash, open_sealed, seal
 from .index import TREE, ChunkIndex, decode_index
 from .keys import KeyFile, make_key_file, open_master_key
 from .pack import decode_blob
+from .packcache import PackCache
 from .snapshot import Snapshot
 from .tree import decode_tree, encode_tree
 
@@ -52,6 +53,8 @@ class Repository:
         self.index_files: set[str] = set()
         self._index_loaded = False
         self._compressor_level = int(config.get("compression_level", 3))
+        # Remote backends: fetch whole packs once instead of one request per blob.
+        self._pack_cache = PackCache(backend) if getattr(backend, "remote", False) else None
 
     # ---------------------------------------------------------------- opening
     @classmethod
@@ -175,7 +178,8 @@ class Repository:
         if loc is None:
             raise IntegrityError(f"blob {blob.hex()[:16]} is not in any index")
         name = pack_name(loc.pack)
-        stored = self.backend.read_range(name, loc.offset, loc.length)
+        reader = self._pack_cache if self._pack_cache is not None else self.backend
+        stored = reader.read_range(name, loc.offset, loc.length)
         if len(stored) != loc.length:
             raise IntegrityError(f"{name}: truncated (blob {blob.hex()[:16]})")
         return decode_blob(self.cipher, self.master.identity, stored, blob, loc.raw_length,

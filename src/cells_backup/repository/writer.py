@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .crypto import content_hash
-from .index import ChunkIndex, PackEntry, decode_index, encode_index
+from .index import DATA, TREE, ChunkIndex, PackEntry, decode_index, encode_index
 from .pack import PackBuilder, encode_blob
 from .repository import Repository, pack_name
 
@@ -41,7 +41,8 @@ class BlobWriter:
         self._budget = threading.Condition()
         self._inflight = 0
         self._max_inflight = max_inflight
-        self._builder = PackBuilder()
+        # Trees and data go to separate packs, so listing a snapshot never downloads file data.
+        self._builders = {DATA: PackBuilder(), TREE: PackBuilder()}
         self._unsaved_packs: dict[bytes, list[PackEntry]] = {}
         self._written_index: list[str] = []
         self._error: BaseException | None = None
@@ -99,9 +100,10 @@ class BlobWriter:
         self._wait_idle()
         self._raise_pending_error()
         with self._lock:
-            builder, self._builder = self._builder, PackBuilder()
-        if builder.entries:
-            self._write_pack(builder)
+            builders, self._builders = self._builders, {DATA: PackBuilder(), TREE: PackBuilder()}
+        for builder in builders.values():
+            if builder.entries:
+                self._write_pack(builder)
         self._raise_pending_error()
         self._write_index(final=True)
         self._pool.shutdown(wait=True)
@@ -139,11 +141,12 @@ class BlobWriter:
             stored = encode_blob(self.repo.cipher, self._compressor(), raw)
             full = None
             with self._lock:
-                self._builder.add(type, blob, stored, len(raw))
+                builder = self._builders[type]
+                builder.add(type, blob, stored, len(raw))
                 self.stats.blobs_new += 1
                 self.stats.bytes_new += len(raw)
-                if self._builder.size >= self.repo.pack_size:
-                    full, self._builder = self._builder, PackBuilder()
+                if builder.size >= self.repo.pack_size:
+                    full, self._builders[type] = builder, PackBuilder()
             if full is not None:
                 self._write_pack(full)
         except BaseException as exc:  # surfaced to the caller on its next call

@@ -139,6 +139,7 @@ def _float_env(env: Mapping[str, str], name: str) -> float | None:
 
 
 class S3Backend:
+    remote = True  # the repository then reads whole packs, not one request per blob
     """Objects live under ``prefix/`` in one bucket. Thread-safe: obstore stores are."""
 
     def __init__(
