@@ -30,9 +30,11 @@ class WriteStats:
 class BlobWriter:
     """Deduplicating blob sink for one backup (or prune) run."""
 
-    def __init__(self, repo: Repository, *, workers: int = 2, max_inflight: int = 32 * 1024 * 1024,
+    def __init__(self, repo: Repository, *, workers: int | None = None, max_inflight: int = 32 * 1024 * 1024,
                  index: ChunkIndex | None = None) -> None:
         self.repo = repo
+        if workers is None:  # a worker that fills a pack also uploads it: more of them for remote storage
+            workers = 4 if getattr(repo.backend, "remote", False) else 2
         self.index = repo.index if index is None else index  # what dedup checks and new blobs go into
         self.stats = WriteStats()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blob")
