@@ -14,7 +14,7 @@ import socket
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import BinaryIO
@@ -23,6 +23,16 @@ from pyfastcdc import FastCDC
 
 from .. import __version__
 from . import tree
+from .fileread import (
+    READ_THREADS,
+    SMALL_FILE,
+    PrefetchWindow,
+    Prepend,
+    Slurp,
+    lstat_with_xattrs,
+    open_for_read,
+    read_full,
+)
 from .fsmeta import base_node, node_type, read_xattrs
 from .index import DATA, TREE
 from .repository import Repository
@@ -206,7 +216,7 @@ class Archiver:
         return self._archive_entry(path, name, st, prev)
 
     def _archive_entry(self, path: str, name: str, st: os.stat_result, prev: dict | None,
-                       prefetched: _Slurp | None = None, xattrs: dict | None = None) -> dict | None:
+                       prefetched: Slurp | None = None, xattrs: dict | None = None) -> dict | None:
         kind = node_type(st.st_mode)
         if kind is None:
             self._error(path, "unknown file type, skipped")
@@ -249,7 +259,7 @@ class Archiver:
             return self._save_tree([])
         # lstat and xattrs in parallel: on a cold cache each one waits for the disk.
         paths = [child for _name, child in entries]
-        stats = self._readers.map(_lstat, paths) if len(entries) > 8 else map(_lstat, paths)
+        stats = self._readers.map(lstat_with_xattrs, paths) if len(entries) > 8 else map(lstat_with_xattrs, paths)
         items = []
         for (name, child), (st, xattrs) in zip(entries, stats, strict=True):
             if isinstance(st, OSError):
@@ -259,7 +269,7 @@ class Archiver:
             if self.exclude is not None and self.exclude(child, stat.S_ISDIR(st.st_mode)):
                 continue
             items.append((name, child, st, parent_nodes.get(name), xattrs))
-        window = _PrefetchWindow(self._readers, [
+        window = PrefetchWindow(self._readers, [
             i for i, (_n, _child, st, prev, _x) in enumerate(items)
             if stat.S_ISREG(st.st_mode) and st.st_size <= SMALL_FILE and st.st_nlink == 1
             and self._unchanged(st, prev) is None
@@ -289,7 +299,7 @@ class Archiver:
         return None
 
     def _file_content(self, path: str, st: os.stat_result, prev: dict | None,
-                      prefetched: _Slurp | None = None) -> tuple[list[str], int] | None:
+                      prefetched: Slurp | None = None) -> tuple[list[str], int] | None:
         link_key = (st.st_dev, st.st_ino) if st.st_nlink > 1 else None
         if link_key is not None and link_key in self._hardlinks:
             self.summary.files_unmodified += 1
@@ -320,7 +330,7 @@ class Archiver:
 
     def _read_file(self, path: str, st: os.stat_result) -> tuple[list[str], int] | None:
         try:
-            fd = _open_for_read(path)
+            fd = open_for_read(path)
         except OSError as exc:
             if not isinstance(exc, FileNotFoundError):
                 self._error(path, f"cannot open: {exc.strerror}")
@@ -336,7 +346,7 @@ class Archiver:
         finally:
             os.close(fd)
 
-    def _store_prefetched(self, path: str, st: os.stat_result, slurp: _Slurp) -> tuple[list[str], int] | None:
+    def _store_prefetched(self, path: str, st: os.stat_result, slurp: Slurp) -> tuple[list[str], int] | None:
         data, after, exc = slurp
         if exc is not None:
             if not isinstance(exc, FileNotFoundError):
@@ -356,7 +366,7 @@ class Archiver:
         content: list[str] = []
         size = 0
         save = self.writer.save
-        first = _read_full(stream, self._max_chunk)
+        first = read_full(stream, self._max_chunk)
         if len(first) < self._max_chunk:
             chunks = self._cdc.cut_buf(first) if first else ()
             for chunk in chunks:
@@ -365,7 +375,7 @@ class Archiver:
                 size += chunk.length
             self.progress.bytes += size
             return content, size
-        rest = _Prepend(first, stream)
+        rest = Prepend(first, stream)
         for chunk in self._cdc.cut_stream(rest):
             content.append(save(DATA, chunk.data).hex())
             size += chunk.length
@@ -405,119 +415,6 @@ class Archiver:
     def _stream_node(name: str, mode: int, now: int, type: str = tree.FILE, **more: object) -> dict:
         return {"name": name, "type": type, "mode": mode, "uid": os.getuid(), "gid": os.getgid(),
                 "user": "", "group": "", "mtime": now, "ctime": now, "inode": 0, "dev": 0, **more}
-
-
-SMALL_FILE = 1024 * 1024  # files up to this size are read ahead by reader threads
-READ_THREADS = 6  # reads wait for the disk, not the CPU: more threads than cores keep it busy
-_Slurp = tuple  # (data, stat after reading, error): what a reader thread hands back
-
-
-def _lstat(path: str) -> tuple[os.stat_result | OSError, dict]:
-    try:
-        return os.lstat(path), read_xattrs(path)
-    except OSError as exc:
-        return exc, {}
-
-
-def _open_for_read(path: str) -> int:
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
-    try:
-        return os.open(path, flags | getattr(os, "O_NOATIME", 0))
-    except PermissionError:  # O_NOATIME needs ownership; fall back to a plain open
-        return os.open(path, flags)
-
-
-def _slurp(path: str, size: int) -> _Slurp:
-    """Read a whole small file (in a reader thread; the GIL is free during the syscalls)."""
-    try:
-        fd = _open_for_read(path)
-    except OSError as exc:
-        return b"", None, exc
-    try:
-        parts = []
-        while True:
-            block = os.read(fd, max(size + 1, 65536))
-            if not block:
-                break
-            parts.append(block)
-        return b"".join(parts), os.fstat(fd), None
-    except OSError as exc:
-        return b"", os.fstat(fd), exc
-    finally:
-        os.close(fd)
-
-
-class _PrefetchWindow:
-    """Reads the next small files of a directory ahead of the archiver, within a memory bound."""
-
-    MAX_BYTES = 16 * 1024 * 1024
-    MAX_FILES = 64
-
-    def __init__(self, pool: ThreadPoolExecutor, wanted: list[int], items: list) -> None:
-        self._pool = pool
-        self._wanted = wanted
-        self._items = items
-        self._next = 0
-        self._futures: dict[int, Future] = {}
-        self._bytes = 0
-
-    def _pump(self) -> None:
-        while (self._next < len(self._wanted) and len(self._futures) < self.MAX_FILES
-               and self._bytes < self.MAX_BYTES):
-            i = self._wanted[self._next]
-            self._next += 1
-            child, st = self._items[i][1], self._items[i][2]
-            self._futures[i] = self._pool.submit(_slurp, child, st.st_size)
-            self._bytes += st.st_size
-
-    def take(self, i: int) -> _Slurp | None:
-        self._pump()
-        future = self._futures.pop(i, None)
-        if future is None:
-            return None
-        self._bytes -= self._items[i][2].st_size
-        result = future.result()
-        self._pump()
-        return result
-
-
-def _read_full(stream: BinaryIO, size: int) -> bytes:
-    """Up to ``size`` bytes, fewer only at the end: raw streams and pipes return short reads."""
-    data = stream.read(size)
-    if data is None or len(data) >= size or not data:
-        return data or b""
-    parts = [data]
-    got = len(data)
-    while got < size:
-        more = stream.read(size - got)
-        if not more:
-            break
-        parts.append(more)
-        got += len(more)
-    return b"".join(parts)
-
-
-class _Prepend(io.RawIOBase):
-    """A stream that first returns ``head`` and then the rest of ``stream``."""
-
-    def __init__(self, head: bytes, stream: BinaryIO) -> None:
-        self._head = memoryview(head)
-        self._stream = stream
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf) -> int:  # type: ignore[override]
-        if self._head:
-            n = min(len(buf), len(self._head))
-            buf[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        if hasattr(self._stream, "readinto"):
-            return self._stream.readinto(buf) or 0
-        data = self._stream.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
 
 
 def make_snapshot(
