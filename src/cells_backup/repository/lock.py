@@ -15,7 +15,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from ..errors import IntegrityError, NotFoundError, RepositoryLockedError
+from ..errors import AlreadyExistsError, IntegrityError, NotFoundError, RepositoryLockedError
 from .crypto import open_sealed
 from .repository import Repository
 
@@ -54,13 +54,19 @@ class Lock:
             "purpose": self.purpose,
         }).encode()
 
-    def _write(self) -> None:
-        self.repo.backend.write(self.name, self.repo.seal(self._doc()))
+    def _write(self, create: bool = False) -> None:
+        try:
+            # Create-only the first time (If-None-Match on S3); the name is random, so an
+            # "already exists" can only be our own write acknowledged late.
+            self.repo.backend.write(self.name, self.repo.seal(self._doc()), exclusive=create)
+        except AlreadyExistsError:
+            if not create:
+                raise
 
     def acquire(self, wait: float = 0.0) -> Lock:
         deadline = time.monotonic() + wait
         while True:
-            self._write()
+            self._write(create=True)
             conflict = self._conflict()
             if conflict is None:
                 break
