@@ -157,3 +157,22 @@ def test_restore_to_new_place_rewrites_only_what_must_change(repo, install, env,
     assert not (new / "logs").exists()  # excluded, as inspect says
     r = run_cli("verify-install", "--cells-dir", str(new), "--no-database", env=env)
     assert r.code == 0, r.stdout
+
+
+def test_inspect_lists_components_sizes_excludes_and_warnings(install, env, tmp_path):
+    import shutil
+
+    shutil.rmtree(tmp_path / "storage" / ".minio.sys")
+    r = run_cli("inspect", "--cells-dir", str(install), "--json", env=env)
+    assert r.code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    comps = {c["kind"]: c for c in doc["components"]}
+    assert comps["workdir"]["path"] == str(install) and comps["workdir"]["files"] > 0
+    assert comps["workdir"]["bytes"] > 0
+    assert any(e["pattern"].startswith("logs") for e in comps["workdir"]["excludes"])
+    assert comps["datasource-parent"]["path"] == str(tmp_path / "storage")
+    assert any(".minio.sys" in w for w in doc["warnings"])
+    assert doc["databases"] and "error" in doc["databases"][0]  # the sample's database is not reachable here
+    assert doc["sites"][0]["binds"]
+    text = run_cli("inspect", "--cells-dir", str(install), env=env).stdout
+    assert "workdir" in text and "excluded from workdir: logs" in text
