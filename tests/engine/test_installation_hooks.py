@@ -131,6 +131,10 @@ def test_restore_to_new_place_rewrites_only_what_must_change(repo, install, env,
     run_cli("--repo", repo, "backup", "--cells-dir", str(install), "--no-database", env=env, check=True)
     new = tmp_path / "new-cells"
     storage2 = tmp_path / "storage2"
+    dry = run_cli("--repo", repo, "restore", "latest", "--cells-dir", str(new), "--map",
+                  f"{tmp_path / 'storage'}={storage2}", "--dry-run", "--json", env=env)
+    planned = json.loads(dry.stdout)["destinations"]
+    assert not new.exists() and len(planned) == len(set(planned))
     r = run_cli("--repo", repo, "restore", "latest", "--cells-dir", str(new), "--map",
                 f"{tmp_path / 'storage'}={storage2}", "--external-url", "https://cells.example.org",
                 "--bind", "0.0.0.0:8443", "--json", env=env)
@@ -157,6 +161,8 @@ def test_restore_to_new_place_rewrites_only_what_must_change(repo, install, env,
     assert not (new / "logs").exists()  # excluded, as inspect says
     r = run_cli("verify-install", "--cells-dir", str(new), "--no-database", env=env)
     assert r.code == 0, r.stdout
+    written = {str(p) + ("/" if p.is_dir() else "") for root in (new, storage2) for p in [root, *root.rglob("*")]}
+    assert set(planned) == written  # --dry-run named exactly what the restore wrote
 
 
 def test_inspect_lists_components_sizes_excludes_and_warnings(install, env, tmp_path):

@@ -48,8 +48,12 @@ def cells_restore(settings: Settings, repo, snap, *, cells_dir, maps, database_u
         peer_address=peer_address, clear_peer_address=clear_peer_address, only=only, owner=owner,
         dry_run=dry_run, force=force)
     if dry_run:
+        from ..engine.installation_restore import destinations
+
         plan = plan_restore(repo, snap, request)
-        settings.out.result(plan.describe(), plan.render())
+        paths = list(destinations(repo, snap, plan))
+        settings.out.result(plan.describe() | {"destinations": paths},
+                            plan.render() + "\nfiles that would be written:\n" + "\n".join(paths))
         return
     result = restore_installation(repo, snap, request, info=settings.out.info)
     files = result.files

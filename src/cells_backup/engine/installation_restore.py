@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -218,6 +218,22 @@ def refuse_unsafe(plan: RestorePlan, force: bool) -> None:
             if not is_empty(step.target):
                 raise TargetNotEmptyError(
                     f"database {step.target.redacted()} is not empty (use --force to replace its tables)")
+
+
+def destinations(repo: Repository, snap: Snapshot, plan: RestorePlan) -> Iterator[str]:
+    """Every path a restore of ``plan`` would write, in order (for --dry-run)."""
+    for i, step in enumerate(plan.trees):
+        step = _skip_done(step, plan.trees[:i])
+        node = find_node(repo, snap.tree, step.source)
+        if node is None:
+            continue
+        if node["type"] != "dir":
+            yield step.dest
+            continue
+        yield step.dest + "/"
+        for rel, child in repo.walk(node["subtree"], "/"):
+            if step.select is None or step.select(rel):
+                yield os.path.join(step.dest, rel.lstrip("/")) + ("/" if child["type"] == "dir" else "")
 
 
 def _skip_done(step: TreeStep, earlier: list[TreeStep]) -> TreeStep:
