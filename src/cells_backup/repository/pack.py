@@ -64,28 +64,32 @@ def decode_blob(
 
 
 class PackBuilder:
-    """Accumulates stored blobs until the pack is big enough to write."""
+    """Accumulates stored blobs until the pack is big enough to write.
+
+    One growing buffer, returned as is by `finish`: no second copy of a whole pack in memory.
+    """
 
     def __init__(self) -> None:
-        self.parts: list[bytes] = []
+        self.buffer = bytearray()
         self.entries: list[PackEntry] = []
-        self.size = 0
+
+    @property
+    def size(self) -> int:
+        return len(self.buffer)
 
     def add(self, type: int, blob: bytes, stored: bytes, raw_length: int) -> None:
-        self.entries.append(PackEntry(type, blob, self.size, len(stored), raw_length))
-        self.parts.append(stored)
-        self.size += len(stored)
+        self.entries.append(PackEntry(type, blob, len(self.buffer), len(stored), raw_length))
+        self.buffer += stored
 
-    def finish(self, cipher: AESGCM) -> bytes:
+    def finish(self, cipher: AESGCM) -> bytearray:
         header = bytearray(_MAGIC)
         header += struct.pack("<I", len(self.entries))
         for e in self.entries:
             header += _ENTRY.pack(e.type, e.id, e.offset, e.length, e.raw_length)
         sealed = seal(cipher, bytes(header))
-        self.parts.append(sealed)
-        self.parts.append(struct.pack("<I", len(sealed)))
-        data = b"".join(self.parts)
-        self.parts = []
+        data, self.buffer = self.buffer, bytearray()
+        data += sealed
+        data += struct.pack("<I", len(sealed))
         return data
 
 
