@@ -29,9 +29,9 @@ from .fileread import (
     PrefetchWindow,
     Prepend,
     Slurp,
-    lstat_with_xattrs,
     open_for_read,
     read_full,
+    stat_many,
 )
 from .fsmeta import base_node, node_type, read_xattrs
 from .index import DATA, TREE
@@ -164,12 +164,15 @@ class Archiver:
         self._warn(f"{path}: {message}")
 
     def _parent_nodes(self, subtree: str | None) -> dict[str, dict]:
+        return {n["name"]: n for n in self._parent_list(subtree)}
+
+    def _parent_list(self, subtree: str | None) -> list[dict]:
         if not subtree:
-            return {}
+            return []
         try:
-            return {n["name"]: n for n in self.repo.read_tree(subtree, validate=False)}
+            return self.repo.read_tree(subtree, validate=False)
         except Exception:  # a damaged parent only costs re-reading files
-            return {}
+            return []
 
     def _save_tree(self, nodes: list[dict]) -> str:
         return self.writer.save(TREE, tree.encode_tree(nodes)).hex()
@@ -216,7 +219,8 @@ class Archiver:
         return self._archive_entry(path, name, st, prev)
 
     def _archive_entry(self, path: str, name: str, st: os.stat_result, prev: dict | None,
-                       prefetched: Slurp | None = None, xattrs: dict | None = None) -> dict | None:
+                       prefetched: Slurp | None = None, xattrs: dict | None = None,
+                       reused: list[str] | None = None) -> dict | None:
         kind = node_type(st.st_mode)
         if kind is None:
             self._error(path, "unknown file type, skipped")
@@ -232,7 +236,7 @@ class Archiver:
             self.progress.dirs += 1
             self.summary.dirs += 1
         elif kind == tree.FILE:
-            content = self._file_content(path, st, prev, prefetched)
+            content = self._file_content(path, st, prev, prefetched, reused)
             if content is None:
                 return None
             node["content"], node["size"] = content
@@ -250,16 +254,17 @@ class Archiver:
         return node
 
     def _archive_dir(self, path: str, parent_subtree: str | None) -> str:
-        parent_nodes = self._parent_nodes(parent_subtree)
+        parent_list = self._parent_list(parent_subtree)
+        parent_nodes = {n["name"]: n for n in parent_list}
         try:
             with os.scandir(path) as it:
                 entries = sorted((e.name, e.path) for e in it)
         except OSError as exc:
             self._error(path, f"cannot list directory: {exc.strerror}")
             return self._save_tree([])
-        # lstat and xattrs in parallel: on a cold cache each one waits for the disk.
+        # lstat and xattrs in parallel, a batch per job: on a cold cache each one waits for the disk.
         paths = [child for _name, child in entries]
-        stats = self._readers.map(lstat_with_xattrs, paths) if len(entries) > 8 else map(lstat_with_xattrs, paths)
+        stats = stat_many(self._readers, paths)
         items = []
         for (name, child), (st, xattrs) in zip(entries, stats, strict=True):
             if isinstance(st, OSError):
@@ -268,17 +273,20 @@ class Archiver:
                 continue
             if self.exclude is not None and self.exclude(child, stat.S_ISDIR(st.st_mode)):
                 continue
-            items.append((name, child, st, parent_nodes.get(name), xattrs))
+            prev = parent_nodes.get(name)
+            reused = self._unchanged(st, prev) if stat.S_ISREG(st.st_mode) else None
+            items.append((name, child, st, prev, xattrs, reused))
         window = PrefetchWindow(self._readers, [
-            i for i, (_n, _child, st, prev, _x) in enumerate(items)
-            if stat.S_ISREG(st.st_mode) and st.st_size <= SMALL_FILE and st.st_nlink == 1
-            and self._unchanged(st, prev) is None
+            i for i, (_n, _child, st, _prev, _x, reused) in enumerate(items)
+            if reused is None and stat.S_ISREG(st.st_mode) and st.st_size <= SMALL_FILE and st.st_nlink == 1
         ], items)
         nodes = []
-        for i, (name, child, st, prev, xattrs) in enumerate(items):
-            node = self._archive_entry(child, name, st, prev, window.take(i), xattrs)
+        for i, (name, child, st, prev, xattrs, reused) in enumerate(items):
+            node = self._archive_entry(child, name, st, prev, window.take(i), xattrs, reused)
             if node is not None:
                 nodes.append(node)
+        if parent_list and nodes == parent_list and self.repo.index.has_stored(bytes.fromhex(parent_subtree)):
+            return parent_subtree  # nothing changed here: the parent's listing is this one, byte for byte
         return self._save_tree(nodes)
 
     # ------------------------------------------------------------------ files
@@ -299,12 +307,13 @@ class Archiver:
         return None
 
     def _file_content(self, path: str, st: os.stat_result, prev: dict | None,
-                      prefetched: Slurp | None = None) -> tuple[list[str], int] | None:
+                      prefetched: Slurp | None = None, reused: list[str] | None = None) -> tuple[list[str], int] | None:
         link_key = (st.st_dev, st.st_ino) if st.st_nlink > 1 else None
         if link_key is not None and link_key in self._hardlinks:
             self.summary.files_unmodified += 1
             return self._hardlinks[link_key], st.st_size
-        reused = self._unchanged(st, prev)
+        if reused is None and prefetched is None:
+            reused = self._unchanged(st, prev)
         if reused is not None:
             self.summary.files_unmodified += 1
             self.progress.bytes += st.st_size

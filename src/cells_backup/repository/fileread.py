@@ -18,6 +18,15 @@ READ_THREADS = 6  # reads wait for the disk, not the CPU: more threads than core
 Slurp = tuple  # (data, stat after reading, error): what a reader thread hands back
 
 
+def stat_many(pool: ThreadPoolExecutor, paths: list[str], batch: int = 32) -> list[tuple]:
+    """`lstat_with_xattrs` of each path, in order; batches in the pool when there are many."""
+    if len(paths) <= 8:
+        return [lstat_with_xattrs(p) for p in paths]
+    jobs = [pool.submit(lambda part: [lstat_with_xattrs(p) for p in part], paths[i:i + batch])
+            for i in range(0, len(paths), batch)]
+    return [result for job in jobs for result in job.result()]
+
+
 def lstat_with_xattrs(path: str) -> tuple[os.stat_result | OSError, dict]:
     try:
         return os.lstat(path), read_xattrs(path)

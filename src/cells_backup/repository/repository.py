@@ -32,7 +32,7 @@ from .tree import decode_tree, encode_tree
 
 REPO_FORMAT_VERSION = 1
 DEFAULT_PACK_SIZE = 16 * 1024 * 1024
-DEFAULT_CHUNKER = {"min": 256 * 1024, "avg": 1024 * 1024, "max": 8 * 1024 * 1024}
+DEFAULT_CHUNKER = {"min": 256 * 1024, "avg": 1024 * 1024, "max": 4 * 1024 * 1024}
 
 
 def pack_name(pack: bytes | str) -> str:

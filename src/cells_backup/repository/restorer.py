@@ -35,21 +35,25 @@ _HOLE = 64 * 1024
 _ZEROS = bytes(_HOLE)
 
 
-def _write_sparse(fd: int, data: bytes) -> None:
-    """Write ``data`` at the current offset, leaving 64 KiB runs of zeros as holes."""
+def _write_sparse(fd: int, data: bytes) -> bool:
+    """Write ``data`` at the current offset, leaving 64 KiB runs of zeros as holes; returns
+    whether it ended with a hole."""
     view = memoryview(data)
     if data.find(_ZEROS[:4096]) < 0:  # common case: no long zero run at all
         while view:
             view = view[os.write(fd, view):]
-        return
+        return False
+    hole = False
     for start in range(0, len(data), _HOLE):
         end = min(start + _HOLE, len(data))
-        if end - start == _HOLE and data.count(0, start, end) == _HOLE:
+        hole = end - start == _HOLE and data.count(0, start, end) == _HOLE
+        if hole:
             os.lseek(fd, _HOLE, os.SEEK_CUR)
             continue
         block = view[start:end]
         while block:
             block = block[os.write(fd, block):]
+    return hole
 
 
 class Restorer:
@@ -180,22 +184,28 @@ class Restorer:
             self._error(path, f"cannot write: {exc.strerror}")
 
     def _restore_file(self, path: str, node: dict) -> None:
-        if not self._clear(path):
-            return
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(path, flags, 0o600)  # O_EXCL: never through a link, never over a file
+        except FileExistsError:
+            if not self._clear(path):
+                return
+            fd = os.open(path, flags, 0o600)
         damaged = None
         try:
             offset = 0
+            hole_at_end = False
             for blob_hex in node.get("content", []):
                 try:
                     data = self.repo.read_blob(bytes.fromhex(blob_hex))
                 except CellsBackupError as exc:
                     damaged = str(exc)
                     break
-                _write_sparse(fd, data)  # sparse files stay sparse
+                hole_at_end = _write_sparse(fd, data)  # sparse files stay sparse
                 offset += len(data)
             if damaged is None:
-                os.ftruncate(fd, offset)
+                if hole_at_end:
+                    os.ftruncate(fd, offset)  # a trailing hole is only a seek: give the file its length
                 warnings = apply_metadata(path, node, owner=self.owner, is_root=self.is_root, fd=fd)
                 if warnings:
                     with self._lock:

@@ -30,7 +30,7 @@ class WriteStats:
 class BlobWriter:
     """Deduplicating blob sink for one backup (or prune) run."""
 
-    def __init__(self, repo: Repository, *, workers: int | None = None, max_inflight: int = 32 * 1024 * 1024,
+    def __init__(self, repo: Repository, *, workers: int | None = None, max_inflight: int = 16 * 1024 * 1024,
                  index: ChunkIndex | None = None) -> None:
         self.repo = repo
         if workers is None:  # a worker that fills a pack also uploads it: more of them for remote storage
