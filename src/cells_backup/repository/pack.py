@@ -9,6 +9,7 @@ be understood without any index (that is how `repair` rebuilds indexes).
 from __future__ import annotations
 
 import struct
+import threading
 
 import zstandard
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -39,6 +40,17 @@ def encode_blob(cipher: AESGCM, compressor: zstandard.ZstdCompressor, data: byte
     return seal(cipher, b"\x00" + raw)
 
 
+_local = threading.local()
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    """One per thread: they are not thread-safe, and making one per blob costs more than the blob."""
+    dctx = getattr(_local, "dctx", None)
+    if dctx is None:
+        dctx = _local.dctx = zstandard.ZstdDecompressor()
+    return dctx
+
+
 def decode_blob(
     cipher: AESGCM, identity_key: bytes, stored: bytes | memoryview, expected: bytes, raw_length: int, what: str
 ) -> bytes:
@@ -53,7 +65,7 @@ def decode_blob(
         if raw_length > MAX_BLOB:
             raise IntegrityError(f"{what}: claims an implausible size")
         try:
-            data = zstandard.ZstdDecompressor().decompress(body, max_output_size=raw_length)
+            data = _decompressor().decompress(body, max_output_size=raw_length)
         except zstandard.ZstdError as exc:
             raise IntegrityError(f"{what}: cannot decompress ({exc})") from None
     else:

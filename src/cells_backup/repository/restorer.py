@@ -63,7 +63,7 @@ class Restorer:
         *,
         owner: tuple[int, int] | None = None,
         overwrite: bool = False,
-        workers: int = 4,
+        workers: int = 2,
         on_file: Callable[[str, int], None] | None = None,
     ) -> None:
         self.repo = repo
@@ -95,8 +95,11 @@ class Restorer:
         os.makedirs(target, exist_ok=True)
         with ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="restore") as pool:
             self._pending: list = []
+            self._batch: list[tuple[str, dict]] = []
+            self._batch_bytes = 0
             self._pool = pool
             self._walk(tree_id, target, "", select)
+            self._flush_batch()
             self._drain(0)
         for first, path in self._links:
             self._make_hardlink(first, path)
@@ -107,6 +110,24 @@ class Restorer:
         if root_node is not None:
             self.result.warnings += apply_metadata(target, root_node, owner=self.owner, is_root=self.is_root)
         return self.result
+
+    def _queue_file(self, path: str, node: dict) -> None:
+        """Files go to the workers in batches: one task per file would cost more in thread
+        hand-offs than restoring a small file does."""
+        self._batch.append((path, node))
+        self._batch_bytes += node.get("size", 0)
+        if len(self._batch) >= 64 or self._batch_bytes >= 8 * 1024 * 1024:
+            self._flush_batch()
+
+    def _flush_batch(self) -> None:
+        if self._batch:
+            batch, self._batch, self._batch_bytes = self._batch, [], 0
+            self._pending.append(self._pool.submit(self._restore_batch, batch))
+            self._drain(self._workers * 2)
+
+    def _restore_batch(self, batch: list[tuple[str, dict]]) -> None:
+        for path, node in batch:
+            self._restore_file_safe(path, node)
 
     def _drain(self, keep: int) -> None:
         """Wait until at most ``keep`` files are queued (a bound on memory, not a batch barrier)."""
@@ -141,8 +162,7 @@ class Restorer:
                     if first != path:
                         self._links.append((first, path))
                         continue
-                self._pending.append(self._pool.submit(self._restore_file_safe, path, node))
-                self._drain(self._workers * 8)
+                self._queue_file(path, node)
             elif kind == tree.SYMLINK:
                 self._symlinks.append((path, node))
             else:
