@@ -279,7 +279,7 @@ class Archiver:
         window = PrefetchWindow(self._readers, [
             i for i, (_n, _child, st, _prev, _x, reused) in enumerate(items)
             if reused is None and stat.S_ISREG(st.st_mode) and st.st_size <= SMALL_FILE and st.st_nlink == 1
-        ], items)
+        ], items, self._prepare_small)
         nodes = []
         for i, (name, child, st, prev, xattrs, reused) in enumerate(items):
             node = self._archive_entry(child, name, st, prev, window.take(i), xattrs, reused)
@@ -355,14 +355,24 @@ class Archiver:
         finally:
             os.close(fd)
 
+    def _prepare_small(self, data: bytes) -> tuple[bytes, bytes | None] | None:
+        """In a reader thread: hash a file that is one blob, and encode it unless already stored."""
+        if not data or len(data) >= self._min_chunk:
+            return None
+        blob = self.repo.blob_id(data)
+        return blob, None if blob in self.writer.index else self.writer.encode(data)
+
     def _store_prefetched(self, path: str, st: os.stat_result, slurp: Slurp) -> tuple[list[str], int] | None:
-        data, after, exc = slurp
+        data, after, exc, prepared = slurp
         if exc is not None:
             if not isinstance(exc, FileNotFoundError):
                 verb = "open" if after is None else "read"
                 self._error(path, f"cannot {verb}: {exc.strerror}")
             return None
-        if len(data) < self._min_chunk:  # smaller than any chunk: one blob, no chunker needed
+        if prepared is not None:  # one blob, hashed and encoded by the reader thread
+            blob, stored = prepared
+            content = [self.writer.add_encoded(DATA, blob, stored, data).hex()]
+        elif len(data) < self._min_chunk:  # smaller than any chunk: one blob, no chunker needed
             content = [self.writer.save(DATA, data).hex()] if data else []
         else:
             content = [self.writer.save(DATA, c.data).hex() for c in self._cdc.cut_buf(data)]

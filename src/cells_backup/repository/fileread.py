@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
 from .fsmeta import read_xattrs
 
 SMALL_FILE = 1024 * 1024  # files up to this size are read ahead by reader threads
-READ_THREADS = 6  # reads wait for the disk, not the CPU: more threads than cores keep it busy
-Slurp = tuple  # (data, stat after reading, error): what a reader thread hands back
+READ_THREADS = 3  # reads wait for the disk: a few threads keep it busy; more only fight for the GIL
+Slurp = tuple  # (data, stat after reading, error, prepared): what a reader thread hands back
 
 
 def stat_many(pool: ThreadPoolExecutor, paths: list[str], batch: int = 32) -> list[tuple]:
@@ -42,12 +43,12 @@ def open_for_read(path: str) -> int:
         return os.open(path, flags)
 
 
-def _slurp(path: str, size: int) -> Slurp:
-    """Read a whole small file (in a reader thread; the GIL is free during the syscalls)."""
+def _slurp(path: str, size: int, prepare: Callable[[bytes], object] | None) -> Slurp:
+    """Read a whole small file, and ``prepare`` it (hash, encode) in this reader thread."""
     try:
         fd = open_for_read(path)
     except OSError as exc:
-        return b"", None, exc
+        return b"", None, exc, None
     try:
         parts = []
         while True:
@@ -55,11 +56,13 @@ def _slurp(path: str, size: int) -> Slurp:
             if not block:
                 break
             parts.append(block)
-        return b"".join(parts), os.fstat(fd), None
+        data = b"".join(parts)
+        after = os.fstat(fd)
     except OSError as exc:
-        return b"", os.fstat(fd), exc
+        return b"", os.fstat(fd), exc, None
     finally:
         os.close(fd)
+    return data, after, None, prepare(data) if prepare is not None else None
 
 
 class PrefetchWindow:
@@ -68,8 +71,10 @@ class PrefetchWindow:
     MAX_BYTES = 16 * 1024 * 1024
     MAX_FILES = 64
 
-    def __init__(self, pool: ThreadPoolExecutor, wanted: list[int], items: list) -> None:
+    def __init__(self, pool: ThreadPoolExecutor, wanted: list[int], items: list,
+                 prepare: Callable[[bytes], object] | None = None) -> None:
         self._pool = pool
+        self._prepare = prepare
         self._wanted = wanted
         self._items = items
         self._next = 0
@@ -82,7 +87,7 @@ class PrefetchWindow:
             i = self._wanted[self._next]
             self._next += 1
             child, st = self._items[i][1], self._items[i][2]
-            self._futures[i] = self._pool.submit(_slurp, child, st.st_size)
+            self._futures[i] = self._pool.submit(_slurp, child, st.st_size, self._prepare)
             self._bytes += st.st_size
 
     def take(self, i: int) -> Slurp | None:

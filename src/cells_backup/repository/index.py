@@ -63,8 +63,12 @@ class ChunkIndex:
 
     def _find(self, blob: bytes) -> tuple[int, int]:
         """(slot, record) for ``blob``; record is -1 when absent and slot is the free one."""
-        slot = int.from_bytes(blob[:8], "little") & self._mask
-        slots, ids = self._slots, self._ids
+        # One consistent view (table, mask, ids) even if another thread grows the table meanwhile:
+        # readers in other threads may ask while the archiver adds.
+        slots, mask, ids = self._slots, self._mask, self._ids
+        if len(slots) != mask + 1:  # caught between the two assignments of a grow: retry
+            return self._find(blob)
+        slot = int.from_bytes(blob[:8], "little") & mask
         while True:
             entry = slots[slot]
             if entry == 0:
@@ -73,19 +77,18 @@ class ChunkIndex:
             start = rec * ID_SIZE
             if ids[start : start + ID_SIZE] == blob:
                 return slot, rec
-            slot = (slot + 1) & self._mask
+            slot = (slot + 1) & mask
 
     def _grow(self) -> None:
         size = (self._mask + 1) * 2
-        self._slots = array("I", bytes(4 * size))
-        self._mask = size - 1
-        slots, mask, ids = self._slots, self._mask, self._ids
+        slots, mask, ids = array("I", bytes(4 * size)), size - 1, self._ids
         for rec in range(len(self._pack)):
             start = rec * ID_SIZE
             slot = int.from_bytes(ids[start : start + 8], "little") & mask
             while slots[slot]:
                 slot = (slot + 1) & mask
             slots[slot] = rec + 1
+        self._slots, self._mask = slots, mask  # filled before it is published
 
     def pack_number(self, pack: bytes) -> int:
         number = self._pack_numbers.get(pack)

@@ -89,6 +89,47 @@ class BlobWriter:
             raise
         return blob
 
+    def encode(self, data: bytes) -> bytes:
+        """Compress and encrypt a blob; safe from any thread (reader threads use it)."""
+        return encode_blob(self.repo.cipher, self._compressor(), data)
+
+    def add_encoded(self, type: int, blob: bytes, stored: bytes | None, raw: bytes) -> bytes:
+        """Add a blob already encoded by the caller's thread (``stored`` None: it was known then).
+
+        Small files are encoded where they were read; the only hand-off left is one task per
+        full pack, instead of one per blob.
+        """
+        self._raise_pending_error()
+        with self._lock:
+            if not self.index.add(blob, None, 0, 0, len(raw), type):
+                self.stats.blobs_known += 1
+                return blob
+        if stored is None:  # it was known when read, and has been forgotten since: encode here
+            stored = self.encode(raw)
+        full = None
+        with self._lock:
+            builder = self._builders[type]
+            builder.add(type, blob, stored, len(raw))
+            self.stats.blobs_new += 1
+            self.stats.bytes_new += len(raw)
+            if builder.size >= self.repo.pack_size:
+                full, self._builders[type] = builder, PackBuilder()
+                self._pending += 1
+        if full is not None:
+            self._pool.submit(self._write_pack_task, full)
+        return blob
+
+    def _write_pack_task(self, builder: PackBuilder) -> None:
+        try:
+            if self._error is None:
+                self._write_pack(builder)
+        except BaseException as exc:  # surfaced to the caller on its next call
+            self._error = self._error or exc
+        finally:
+            with self._idle:
+                self._pending -= 1
+                self._idle.notify_all()
+
     @property
     def written_index(self) -> list[str]:
         """Ids of the index files this writer has stored so far."""
