@@ -90,8 +90,25 @@ def cli(ctx, repo, password_file, password_command, config_file, s3_endpoint, s3
     )
 
 
+def _tune_malloc() -> None:
+    """Give large buffers (chunks, packs) back to the system when freed.
+
+    glibc raises its mmap threshold after the first large free, after which multi-MiB buffers
+    come from per-thread heaps and stay resident: with a fixed 1 MiB threshold the peak RSS of
+    a backup of large files is about half. No effect (and no error) off glibc.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 1024 * 1024)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every expected failure becomes one line on stderr and its exit code."""
+    _tune_malloc()
     from . import commands_cells, commands_maintenance, commands_ops, commands_repo, commands_tree  # noqa: F401
 
     try:
