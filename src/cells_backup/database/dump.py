@@ -100,6 +100,23 @@ class DatabaseDump:
     def _finish(self) -> None:
         """Release resources and record an error in `self._error` if the dump failed."""
 
+    def _stop_client(self) -> None:
+        """Stop a dump client process (``self._proc``) that has not finished, and release its pipes.
+
+        A client still running here means the dump was abandoned: that is recorded as a failure.
+        """
+        proc = getattr(self, "_proc", None)
+        if proc is not None:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+                self.fail("database dump stopped before completion")
+            if proc.stdout:
+                proc.stdout.close()
+        thread = getattr(self, "_stderr_thread", None)
+        if thread is not None:
+            thread.join(timeout=10)
+
     @property
     def pid(self) -> int | None:
         """Process id of the dump client, when one is used (tests kill it)."""

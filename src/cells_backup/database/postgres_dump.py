@@ -327,15 +327,7 @@ class PostgresDump(DatabaseDump):
 
     def _finish(self) -> None:
         try:
-            if self._proc is not None:
-                if self._proc.poll() is None:
-                    self._proc.kill()
-                    self._proc.wait()
-                    self.fail("database dump stopped before completion")
-                if self._proc.stdout:
-                    self._proc.stdout.close()
-                if self._stderr_thread:
-                    self._stderr_thread.join(timeout=10)
+            self._stop_client()
         finally:
             self.holder.close()
             self._stack.close()

@@ -106,18 +106,25 @@ class BlobWriter:
                 return blob
         if stored is None:  # it was known when read, and has been forgotten since: encode here
             stored = self.encode(raw)
-        full = None
-        with self._lock:
-            builder = self._builders[type]
-            builder.add(type, blob, stored, len(raw))
-            self.stats.blobs_new += 1
-            self.stats.bytes_new += len(raw)
-            if builder.size >= self.repo.pack_size:
-                full, self._builders[type] = builder, PackBuilder()
-                self._pending += 1
+        full = self._append(type, blob, stored, len(raw), count_pending=True)
         if full is not None:
             self._pool.submit(self._write_pack_task, full)
         return blob
+
+    def _append(self, type: int, blob: bytes, stored: bytes, raw_length: int, *,
+                count_pending: bool = False) -> PackBuilder | None:
+        """Add a stored blob to the open pack of its type; returns that pack when it is full."""
+        with self._lock:
+            builder = self._builders[type]
+            builder.add(type, blob, stored, raw_length)
+            self.stats.blobs_new += 1
+            self.stats.bytes_new += raw_length
+            if builder.size < self.repo.pack_size:
+                return None
+            self._builders[type] = PackBuilder()
+            if count_pending:
+                self._pending += 1
+            return builder
 
     def _write_pack_task(self, builder: PackBuilder) -> None:
         try:
@@ -181,15 +188,7 @@ class BlobWriter:
         try:
             if self._error is not None:
                 return
-            stored = encode_blob(self.repo.cipher, self._compressor(), raw)
-            full = None
-            with self._lock:
-                builder = self._builders[type]
-                builder.add(type, blob, stored, len(raw))
-                self.stats.blobs_new += 1
-                self.stats.bytes_new += len(raw)
-                if builder.size >= self.repo.pack_size:
-                    full, self._builders[type] = builder, PackBuilder()
+            full = self._append(type, blob, self.encode(raw), len(raw))
             if full is not None:
                 self._write_pack(full)
         except BaseException as exc:  # surfaced to the caller on its next call
