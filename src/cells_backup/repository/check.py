@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..errors import CellsBackupError, IntegrityError, NotFoundError, UsageError
+from ..errors import CellsBackupError, IntegrityError, UsageError
 from .crypto import content_hash
 from .keys import list_key_files, parse_key_file, verify_mac
 from .pack import decode_blob, decode_header, header_length
@@ -132,29 +132,19 @@ def check_repository(
 
 def _walk_trees(repo: Repository, tree_id: str, snap: str, seen: set[str], missing: set[bytes],
                 report: CheckReport) -> None:
-    stack = [tree_id]
-    while stack:
-        tid = stack.pop()
-        if tid in seen:
-            continue
-        seen.add(tid)
-        try:
-            nodes = repo.read_tree(tid)
-        except (IntegrityError, NotFoundError) as exc:
-            report.error(f"tree {tid[:16]}", str(exc), snapshots=[snap])
+    for tid, nodes in repo.walk_trees([tree_id], seen):
+        if isinstance(nodes, CellsBackupError):
+            report.error(f"tree {tid[:16]}", str(nodes), snapshots=[snap])
             missing.add(bytes.fromhex(tid))
             continue
         for node in nodes:
-            if node["type"] == "dir":
-                stack.append(node["subtree"])
-            elif node["type"] == "file":
-                for blob_hex in node.get("content", []):
-                    blob = bytes.fromhex(blob_hex)
-                    report.blobs += 1
-                    if not repo.index.has_stored(blob):
-                        if blob not in missing:
-                            report.error(f"blob {blob_hex[:16]}", "data blob is in no index", snapshots=[snap])
-                        missing.add(blob)
+            for blob_hex in node.get("content", []) if node["type"] == "file" else ():
+                blob = bytes.fromhex(blob_hex)
+                report.blobs += 1
+                if not repo.index.has_stored(blob):
+                    if blob not in missing:
+                        report.error(f"blob {blob_hex[:16]}", "data blob is in no index", snapshots=[snap])
+                    missing.add(blob)
 
 
 def _read_pack(repo: Repository, name: str, expected: list, report: CheckReport) -> set[bytes]:

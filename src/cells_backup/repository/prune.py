@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..errors import CellsBackupError, IntegrityError, NotFoundError
+from ..errors import CellsBackupError
 from .index import ChunkIndex, PackEntry, decode_index, encode_index
 from .repository import Repository, pack_name
 from .writer import BlobWriter
@@ -45,21 +45,13 @@ def used_blobs(repo: Repository) -> set[bytes]:
     snapshots = repo.list_snapshots(damaged=damaged)
     if damaged:
         raise CellsBackupError(f"refusing to prune: unreadable snapshot(s): {damaged[0]} (run `check`)")
-    stack = [s.tree for s in snapshots]
-    while stack:
-        tree_hex = stack.pop()
-        tree_id = bytes.fromhex(tree_hex)
-        if tree_id in used:
-            continue
-        used.add(tree_id)
-        try:
-            nodes = repo.read_tree(tree_hex)
-        except (IntegrityError, NotFoundError) as exc:
-            raise CellsBackupError(f"refusing to prune: {exc} (run `check`)") from None
+    seen: set[str] = set()
+    for tree_hex, nodes in repo.walk_trees([s.tree for s in snapshots], seen):
+        if isinstance(nodes, CellsBackupError):
+            raise CellsBackupError(f"refusing to prune: {nodes} (run `check`)") from None
+        used.add(bytes.fromhex(tree_hex))
         for node in nodes:
-            if node["type"] == "dir":
-                stack.append(node["subtree"])
-            elif node["type"] == "file":
+            if node["type"] == "file":
                 used.update(bytes.fromhex(c) for c in node.get("content", []))
     return used
 

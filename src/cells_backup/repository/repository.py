@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
 import zstandard
@@ -232,6 +232,23 @@ class Repository:
         if len(matches) > 1:
             raise CellsBackupError(f"{ref!r} matches {len(matches)} snapshots; give more characters")
         return self.load_snapshot(matches[0])
+
+    def walk_trees(self, roots: Iterable[str], seen: set[str]) -> Iterator[tuple[str, list[dict] | CellsBackupError]]:
+        """(tree id, nodes or the error reading it) of every tree under ``roots`` not yet in ``seen``,
+        each once: snapshots share most of their trees."""
+        stack = list(roots)
+        while stack:
+            tree_id = stack.pop()
+            if tree_id in seen:
+                continue
+            seen.add(tree_id)
+            try:
+                nodes = self.read_tree(tree_id)
+            except (IntegrityError, NotFoundError) as exc:
+                yield tree_id, exc
+                continue
+            stack.extend(n["subtree"] for n in nodes if n["type"] == "dir")
+            yield tree_id, nodes
 
     def walk(self, tree_id: str, prefix: str = "/") -> Iterator[tuple[str, dict]]:
         """(path, node) of every node under a tree, depth first, parents before children."""
