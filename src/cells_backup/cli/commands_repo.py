@@ -19,7 +19,7 @@ from ..repository.keys import list_key_files, make_key_file
 from ..repository.lock import Lock, remove_stale_locks
 from ..repository.repository import Repository
 from .main import Settings, cli, common_options
-from .output import human_bytes
+from .output import ProgressLine, human_bytes
 
 
 @cli.command()
@@ -142,9 +142,15 @@ def snapshots(settings: Settings, tags: tuple[str, ...], host: str | None) -> No
 def check(settings: Settings, read_data: bool, read_data_subset: str | None) -> None:
     """Verify the repository's structure (and data with --read-data)."""
     repo = settings.open()
-    with Lock(repo, exclusive=False, purpose="check").acquire(30):
-        report = check_repository(repo, read_data=read_data, subset=read_data_subset,
-                                  progress=settings.out.debug)
+    step = ["starting"]
+
+    def progress(message: str) -> None:
+        step[0] = message
+        settings.out.debug(message)
+
+    with Lock(repo, exclusive=False, purpose="check").acquire(30), \
+            ProgressLine(lambda elapsed: f"check: {step[0]} ({elapsed:.0f} s)", enabled=not settings.out.quiet):
+        report = check_repository(repo, read_data=read_data, subset=read_data_subset, progress=progress)
     lines = [f"{e['object']}: {e['error']}" for e in report.errors]
     for e in report.errors:
         for snap, paths in e.get("affected", {}).items():
