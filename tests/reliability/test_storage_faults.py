@@ -63,3 +63,26 @@ def test_read_only_repository_gives_a_clear_error(small_fs, tmp_path):
         assert run_cli("--repo", repo, "restore", "latest", "--target", str(out), env=env).code == 0
     finally:
         subprocess.run(["mount", "-o", "remount,rw", str(small_fs)], check=True)
+
+
+def test_full_disk_as_restore_target_reports_and_keeps_the_repository(small_fs, tmp_path):
+    env = cli_env()
+    repo = str(tmp_path / "repo")
+    run_cli("--repo", repo, "init", *FAST_KDF, env=env, check=True)
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(8):
+        (src / f"f{i}").write_bytes(os.urandom(5_000_000))
+    run_cli("--repo", repo, "backup", "--no-cells", "--extra-path", str(src), env=env, check=True)
+    r = run_cli("--repo", repo, "restore", "latest", "--target", str(small_fs / "out"), env=env)
+    assert r.code == 1 and "Traceback" not in r.stderr
+    assert "No space left on device" in r.stdout + r.stderr
+    assert run_cli("--repo", repo, "check", "--read-data", env=env).code == 0
+    # what did fit is complete, byte for byte; the rest is reported and not left half-written
+    restored = small_fs / "out" / str(src).lstrip("/")
+    kept = list(restored.iterdir())
+    assert len(kept) < 8
+    for f in kept:
+        assert f.read_bytes() == (src / f.name).read_bytes()
+    for f in set(src.iterdir()) - {src / k.name for k in kept}:
+        assert str(restored / f.name) in r.stdout

@@ -202,6 +202,11 @@ class Restorer:
             self._restore_file(path, node)
         except OSError as exc:
             self._error(path, f"cannot write: {exc.strerror}")
+            try:
+                if os.path.isfile(path) and not os.path.islink(path):
+                    os.unlink(path)  # no half-written file left looking restored
+            except OSError:
+                pass
 
     def _restore_file(self, path: str, node: dict) -> None:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
