@@ -43,3 +43,29 @@ def test_pack_write_failure_fails_the_backup_without_hanging(tmp_path, skip, kin
     assert isinstance(outcome[0], BackendError)
     snapshots = tmp_path / "repo" / "snapshots"
     assert not snapshots.exists() or not any(snapshots.iterdir())
+
+
+@pytest.mark.parametrize("target", ["data/", "index/", "snapshots/"])
+@pytest.mark.parametrize("kind", ["rename", "partial_write"])
+def test_failed_rename_or_torn_write_leaves_a_valid_repository(tmp_path, target, kind):
+    """A rename (or write) that fails while storing packs, indexes or the snapshot: the backup fails with
+    the backend's error, nothing stored before is touched, and the next backup completes."""
+    from cells_backup.repository.check import check_repository
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(10):
+        (src / f"f{i}").write_bytes(os.urandom(700_000))
+    local = LocalBackend(str(tmp_path / "repo"))
+    Repository.create(local, b"pw", kdf={"n": 1024, "r": 8, "p": 1}, pack_size=2 * 1024 * 1024)
+    run_backup(Repository.open(local, b"pw"), BackupRequest(paths=[str(src)]))
+    (src / "new").write_bytes(os.urandom(3_000_000))
+    faulty = FaultyBackend(local, [Fault("write", kind, match=target, times=1, keep=100, permanent=True)])
+    with pytest.raises(BackendError):
+        run_backup(Repository.open(faulty, b"pw"), BackupRequest(paths=[str(src)]))
+    repo = Repository.open(local, b"pw")
+    assert check_repository(repo).ok
+    assert len(repo.list_snapshots()) == 1
+    snap = run_backup(Repository.open(local, b"pw"), BackupRequest(paths=[str(src)]))
+    assert not snap.partial
+    assert check_repository(Repository.open(local, b"pw"), read_data=True).ok
