@@ -2,7 +2,9 @@
 
 A sample installation (cells_backup.cells.sample) whose pydio.json points at a private MariaDB
 filled like db_bench.py (~1M rows), with the mixed-1024m corpus copied into datasource pydiods1 and
-part of small-100k into the external datasource's parent folder. Per repetition, same run:
+part of small-100k into the external datasource's folder (`archive` under the external parent
+folder; cells-backup backs up only the datasources' bucket folders there, restic and the guide's
+`cp -a` take the whole parent). Per repetition, same run:
 
 - first backup: `cells-backup backup --cells-dir` vs restic (`restic backup` of the working dir and
   the external folder, then `mariadb-dump | restic backup --stdin`) vs the admin guide's method
@@ -63,7 +65,7 @@ def main() -> None:
         corpus = os.path.join(WORK, "corpus")
         sh(f"cp -a {corpus}/{args.mixed} {wd}/data/pydiods1/{args.mixed}")
         small_dirs = sorted(os.listdir(os.path.join(corpus, args.small)))[: args.small_dirs]
-        dest = os.path.join(storage, "shared-" + args.small)
+        dest = os.path.join(storage, "archive", args.small)  # inside the external datasource's bucket folder
         os.makedirs(dest)
         for d in small_dirs:
             sh(f"cp -a {corpus}/{args.small}/{d} {dest}/")

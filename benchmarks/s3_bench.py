@@ -35,15 +35,14 @@ def main() -> None:
     sh(f"rm -rf {base}")
     os.makedirs(base)
     src = os.path.join(WORK, "corpus", args.corpus)
-    server = SeaweedServer(os.path.join(base, "weed"))
-    server.start()
-    env = dict(os.environ, CELLS_BACKUP_PASSWORD=PASSWORD, RESTIC_PASSWORD=PASSWORD, **server.env())
+    env = dict(os.environ, CELLS_BACKUP_PASSWORD=PASSWORD, RESTIC_PASSWORD=PASSWORD)
     env.pop("AWS_PROFILE", None)
     started = time.time()
     meta = {"command": "python3 benchmarks/s3_bench.py " + " ".join(sys.argv[1:]), "commit": commit,
             "machine": machine(), "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
-            "corpus": args.corpus, "corpus_bytes": du(src), "weed": sh(f"{server.weed} version").strip()}
+            "corpus": args.corpus, "corpus_bytes": du(src)}
     runs = []
+    server = None
     try:
         for r in range(args.runs):
             res: dict = {}
@@ -52,7 +51,12 @@ def main() -> None:
                 prefix = f"run{r}-{tool}"
                 target = os.path.join(base, "restore")
                 sh(f"rm -rf {target}")
-                env_t = dict(env, RESTIC_CACHE_DIR=os.path.join(base, f"cache-{prefix}"))
+                # a fresh server per tool and repetition: the test server holds 16 volumes of 64 MB
+                sh(f"rm -rf {base}/weed")
+                server = SeaweedServer(os.path.join(base, "weed"))
+                server.start()
+                meta.setdefault("weed", sh(f"{server.weed} version").strip())
+                env_t = dict(env, RESTIC_CACHE_DIR=os.path.join(base, f"cache-{prefix}"), **server.env())
                 if tool == "ours":
                     repo = f"--repo {server.url(prefix)} --s3-endpoint {server.endpoint}"
                     sh(f"{C} {repo} init", env_t)
@@ -71,6 +75,8 @@ def main() -> None:
                     res[f"{tool}_{step}"] = {"wall": x.wall, "rss": x.rss_mib, "cpu": x.cpu}
                 res[f"{tool}_restored_bytes"] = du(target)
                 sh(f"rm -rf {target}")
+                server.close()
+                server = None
             runs.append(res)
             meta["runs"] = runs
             meta["elapsed"] = time.time() - started
@@ -78,7 +84,8 @@ def main() -> None:
             log(f"run {r + 1}: " + json.dumps({k: round(v["wall"], 2) for k, v in res.items()
                                                if isinstance(v, dict)}))
     finally:
-        server.close()
+        if server is not None:
+            server.close()
     meta["loadavg_end"] = os.getloadavg()
     path = save(args.name, meta)
     for step in ("first", "rerun", "restore"):
