@@ -169,8 +169,8 @@ def encode_index(packs: dict[bytes, list[PackEntry]], supersedes: Iterable[bytes
     return bytes(out)
 
 
-def decode_index(data: bytes, what: str) -> tuple[dict[bytes, list[PackEntry]], list[bytes]]:
-    """(packs, superseded index ids); IntegrityError on any structural problem."""
+def _layout(data: bytes | memoryview, what: str) -> tuple[list[bytes], list[tuple[bytes, int, int]]]:
+    """Validate an index file's structure: (superseded ids, [(pack id, entry count, offset of entries)])."""
     view = memoryview(data)
     try:
         if bytes(view[:5]) != _MAGIC:
@@ -184,19 +184,57 @@ def decode_index(data: bytes, what: str) -> tuple[dict[bytes, list[PackEntry]], 
         pos += n_replaced * ID_SIZE
         (n_packs,) = struct.unpack_from("<I", view, pos)
         pos += 4
-        packs: dict[bytes, list[PackEntry]] = {}
+        packs = []
         for _ in range(n_packs):
             pack, count = _PACK.unpack_from(view, pos)
             pos += _PACK.size
             if count * _ENTRY.size > len(view) - pos:
                 raise ValueError("entry count exceeds file size")
-            entries = []
-            for _ in range(count):
-                entries.append(PackEntry(*_ENTRY.unpack_from(view, pos)))
-                pos += _ENTRY.size
-            packs[pack] = entries
+            packs.append((pack, count, pos))
+            pos += count * _ENTRY.size
         if pos != len(view):
             raise ValueError("trailing bytes")
     except (ValueError, struct.error) as exc:
         raise IntegrityError(f"{what}: malformed index ({exc})") from None
+    return replaced, packs
+
+
+def decode_index(data: bytes, what: str) -> tuple[dict[bytes, list[PackEntry]], list[bytes]]:
+    """(packs, superseded index ids); IntegrityError on any structural problem."""
+    replaced, layout = _layout(data, what)
+    packs = {pack: [PackEntry(*e) for e in _ENTRY.iter_unpack(memoryview(data)[start : start + count * _ENTRY.size])]
+             for pack, count, start in layout}
     return packs, replaced
+
+
+def index_entries(data: bytes, what: str) -> Iterator[tuple[bytes, tuple]]:
+    """(pack id, (type, id, offset, length, raw length)) one at a time: loading an index of
+    millions of blobs never holds them all as Python objects. The layout is checked at once,
+    before the first entry is asked for."""
+    _replaced, layout = _layout(data, what)
+    view = memoryview(data)
+
+    def entries() -> Iterator[tuple[bytes, tuple]]:
+        for pack, count, start in layout:
+            for entry in _ENTRY.iter_unpack(view[start : start + count * _ENTRY.size]):
+                yield pack, entry
+
+    return entries()
+
+
+def merge_index_files(plaintexts: list[bytes], supersedes: list[bytes], what: str) -> bytes:
+    """One index listing the packs of several (whose packs are disjoint), built from their bytes."""
+    out = bytearray(_MAGIC)
+    out += struct.pack("<I", len(supersedes))
+    for index_id in supersedes:
+        out += index_id
+    records = []
+    for data in plaintexts:
+        _replaced, layout = _layout(data, what)
+        view = memoryview(data)
+        for _pack, count, start in layout:
+            records.append(view[start - _PACK.size : start + count * _ENTRY.size])
+    out += struct.pack("<I", len(records))
+    for record in records:
+        out += record
+    return bytes(out)

@@ -23,7 +23,7 @@ from ..errors import (
 )
 from .backends.base import Backend
 from .crypto import MasterKey, blob_id, content_hash, open_sealed, seal
-from .index import TREE, ChunkIndex, decode_index
+from .index import TREE, ChunkIndex, index_entries
 from .keys import KeyFile, make_key_file, open_master_key
 from .pack import decode_blob
 from .packcache import PackCache
@@ -159,16 +159,17 @@ class Repository:
         for name, _size in self.backend.list("index/"):
             file_id = name.split("/", 1)[1]
             try:
-                packs, _replaced = decode_index(self.read_sealed("index", file_id), name)
+                data = self.read_sealed("index", file_id)
+                entries = index_entries(data, name)  # validates the whole layout first
             except (IntegrityError, NotFoundError) as exc:
                 if strict:
                     raise
                 damaged.append(f"{name}: {exc}")
                 continue
             self.index_files.add(file_id)
-            for pack, entries in packs.items():
-                for e in entries:
-                    self.index.add(e.id, pack, e.offset, e.length, e.raw_length, e.type)
+            add = self.index.add
+            for pack, (kind, blob, offset, length, raw_length) in entries:
+                add(blob, pack, offset, length, raw_length, kind)
         self._index_loaded = True
         return damaged
 

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .crypto import content_hash
-from .index import DATA, TREE, ChunkIndex, PackEntry, decode_index, encode_index
+from .index import DATA, TREE, ChunkIndex, PackEntry, encode_index, merge_index_files
 from .pack import PackBuilder, encode_blob
 from .repository import Repository, pack_name
 
@@ -219,15 +219,14 @@ class BlobWriter:
         with self._lock:
             packs, self._unsaved_packs = self._unsaved_packs, {}
         if final and len(self._written_index) > 1:
-            # Consolidate this run's index files into one, then drop the partial ones.
-            merged: dict[bytes, list[PackEntry]] = {}
-            for file_id in self._written_index:
-                more, _ = decode_index(self.repo.read_sealed("index", file_id), f"index/{file_id}")
-                merged.update(more)
-            merged.update(packs)
+            # Consolidate this run's index files into one (from their bytes: no object per blob),
+            # then drop the partial ones.
             replaced = list(self._written_index)
+            plaintexts = [self.repo.read_sealed("index", file_id) for file_id in replaced]
+            if packs:
+                plaintexts.append(encode_index(packs))
             new_id = self.repo.write_sealed(
-                "index", encode_index(merged, supersedes=[bytes.fromhex(r) for r in replaced])
+                "index", merge_index_files(plaintexts, [bytes.fromhex(r) for r in replaced], "index")
             )
             for file_id in replaced:
                 self.repo.backend.delete(f"index/{file_id}")
