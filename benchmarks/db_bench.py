@@ -26,7 +26,7 @@ import sys
 import time
 from urllib.parse import quote
 
-from benchlib import (PASSWORD, ROOT, WORK, cells_cmd, du, log, machine, med, pin, save, sh, timed)
+from benchlib import PASSWORD, ROOT, WORK, cells_cmd, du, log, machine, med, pin, save, sh, timed
 
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.join(ROOT, "src"))
@@ -36,9 +36,8 @@ DB = "cells"
 
 def start_db():
     """Start a private MariaDB; returns (server, client option file, db dict for pydio.json)."""
-    from dbserver import start_mariadb
-
     from cells_backup.database.mysql_client import option_value
+    from dbserver import start_mariadb
 
     server = start_mariadb()
     cnf = os.path.join(server.basedir, "client.cnf")
@@ -222,7 +221,8 @@ def main() -> None:
             meta["runs"] = runs
             meta["elapsed"] = time.time() - started
             path = save(args.name, meta)
-            log(f"run {r + 1} done: {json.dumps({k: round(v['wall'], 2) for k, v in res.items() if isinstance(v, dict)})}")
+            walls = {k: round(v["wall"], 2) for k, v in res.items() if isinstance(v, dict)}
+            log(f"run {r + 1} done: {json.dumps(walls)}")
     finally:
         server.stop()
     meta["loadavg_end"] = os.getloadavg()
