@@ -29,5 +29,4 @@ def admin_conn(mariadb: MariaDBServer) -> ConnectionInfo:
     )
 
 
-def new_db_name(prefix: str = "db") -> str:
-    return f"{prefix}{os.getpid()}_{next(_names)}"
+

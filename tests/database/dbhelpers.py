@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import itertools
+import os
 
 from cells_backup.database.dsn import ConnectionInfo
 from cells_backup.database.dump import open_dump
@@ -71,3 +73,11 @@ def assert_same_database(server: MariaDBServer, src: str, dst: str) -> None:
     for table, order in ROW_BY_ROW.items():
         if table in base_tables(server, src):
             assert rows(server, src, table, order) == rows(server, dst, table, order), table
+
+
+_names = itertools.count()
+
+
+def new_db_name(prefix: str = "db") -> str:
+    """A database name no other test of this run uses."""
+    return f"{prefix}{os.getpid()}_{next(_names)}"

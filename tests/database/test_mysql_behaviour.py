@@ -9,7 +9,7 @@ import time
 
 import pymysql
 import pytest
-from dbhelpers import dump_to_memory, openers
+from dbhelpers import dump_to_memory, new_db_name, openers
 
 from cells_backup.database.dsn import ConnectionInfo
 from cells_backup.database.dump import open_dump
@@ -17,7 +17,6 @@ from cells_backup.database.errors import DatabaseError
 from cells_backup.database.load import restore_database
 from cells_backup.database.probe import check_connection
 from cells_schema import create_cells_schema, fill_awkward
-from conftest import new_db_name
 from dbserver import LIMITED_PASSWORD, LIMITED_USER, free_port
 
 TOOLS = ["auto", "native"]

@@ -11,7 +11,7 @@ import io
 import subprocess
 
 import pytest
-from dbhelpers import assert_same_database, base_tables, dump_to_memory, openers
+from dbhelpers import assert_same_database, base_tables, dump_to_memory, new_db_name, openers
 
 from cells_backup.database.dsn import ConnectionInfo
 from cells_backup.database.dump import POST_PART
@@ -20,7 +20,6 @@ from cells_backup.database.export import export_sql
 from cells_backup.database.load import restore_database
 from cells_backup.database.probe import check_connection, is_empty, table_info
 from cells_schema import BIG_TABLE, create_cells_schema, fill_awkward
-from conftest import new_db_name
 
 
 def _admin(server, db: str) -> ConnectionInfo:

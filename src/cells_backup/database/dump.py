@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -99,6 +100,24 @@ class DatabaseDump:
 
     def _finish(self) -> None:
         """Release resources and record an error in `self._error` if the dump failed."""
+
+    def _watch_stderr(self) -> None:
+        """Collect the client's stderr (the last 64 KiB) in a thread, so a chatty client never blocks."""
+        self._stderr = bytearray()
+        self._stderr_thread = threading.Thread(target=self._read_stderr, daemon=True)
+        self._stderr_thread.start()
+
+    def _read_stderr(self) -> None:
+        for chunk in iter(lambda: self._proc.stderr.read(4096), b""):
+            self._stderr += chunk
+            del self._stderr[:-65536]
+
+    def _wait_client(self) -> tuple[int, str]:
+        """Wait for the dump client: (exit status, its stderr)."""
+        rc = self._proc.wait()
+        if self._stderr_thread is not None:
+            self._stderr_thread.join(timeout=10)
+        return rc, self._stderr.decode("utf-8", "replace")
 
     def _stop_client(self) -> None:
         """Stop a dump client process (``self._proc``) that has not finished, and release its pipes.

@@ -172,22 +172,11 @@ class ToolMySQLDump(_MySQLDump):
             )
         except OSError as e:
             raise DatabaseError(f"cannot run {self.tool}: {e}") from None
-        self._stderr_thread = threading.Thread(target=self._read_stderr, daemon=True)
-        self._stderr_thread.start()
-
-    def _read_stderr(self) -> None:
-        assert self._proc and self._proc.stderr
-        for chunk in iter(lambda: self._proc.stderr.read(4096), b""):
-            self._stderr += chunk
-            del self._stderr[:-65536]
+        self._watch_stderr()
 
     def _process_error(self) -> str | None:
         """Wait for the client; a one-line message if it failed."""
-        assert self._proc
-        rc = self._proc.wait()
-        if self._stderr_thread:
-            self._stderr_thread.join(timeout=10)
-        text = self._stderr.decode("utf-8", "replace")
+        rc, text = self._wait_client()
         if rc != 0:
             code = code_from_client_stderr(text)
             detail = first_line(text) or f"exit status {rc}"

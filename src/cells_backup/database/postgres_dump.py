@@ -151,27 +151,15 @@ class PostgresDump(DatabaseDump):
             )
         except OSError as e:
             raise DatabaseError(f"cannot run {self.pg_dump}: {e}") from None
-        self._stderr_thread = threading.Thread(target=self._read_stderr, daemon=True)
-        self._stderr_thread.start()
+        self._watch_stderr()
         assert self._proc.stdout
         self._lines = iter(self._proc.stdout.readline, b"")
         self.holder.send("".join(hash_query(f"H{i}", s, t) for i, (s, t) in enumerate(self.tables)) + "SELECT 'E';\n")
 
-    def _read_stderr(self) -> None:
-        assert self._proc and self._proc.stderr
-        for chunk in iter(lambda: self._proc.stderr.read(4096), b""):
-            self._stderr += chunk
-            del self._stderr[:-65536]
-
     def _process_error(self) -> str | None:
-        assert self._proc
-        rc = self._proc.wait()
-        if self._stderr_thread:
-            self._stderr_thread.join(timeout=10)
+        rc, text = self._wait_client()
         if rc != 0:
-            return f"database dump failed (pg_dump exit status {rc}): " + classify(
-                self._stderr.decode("utf-8", "replace"), self.conn, rc
-            )
+            return f"database dump failed (pg_dump exit status {rc}): " + classify(text, self.conn, rc)
         if not self._completed:
             return "database dump cut short: pg_dump output ended before completion"
         return None
