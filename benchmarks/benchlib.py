@@ -35,6 +35,8 @@ def pin(rev: str = "HEAD") -> tuple[str, str]:
         os.makedirs(dest, exist_ok=True)
         arch = subprocess.run(["git", "archive", commit], cwd=ROOT, capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", dest], input=arch, check=True)
+        # Bytecode, as `pip install` leaves it: the tools compared are compiled programs too.
+        subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(dest, "src")], check=True)
     return commit, os.path.join(dest, "src")
 
 

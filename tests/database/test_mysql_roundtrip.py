@@ -18,7 +18,9 @@ from cells_backup.database.dump import POST_PART
 from cells_backup.database.errors import DatabaseError
 from cells_backup.database.export import export_sql
 from cells_backup.database.load import restore_database
+from cells_backup.database.mysql_client import connect
 from cells_backup.database.probe import check_connection, is_empty, table_info
+from cells_backup.database.rowhash import TableHasher
 from cells_schema import BIG_TABLE, create_cells_schema, fill_awkward
 
 
@@ -74,8 +76,20 @@ def test_tool_dump_layout_and_manifest(mariadb, cells_source, tool_dump):
     assert b"CREATE TABLE `enc_legacy_nodes`" in parts["tables/enc_legacy_nodes.sql"]
 
 
+def _rowset(part: bytes) -> tuple[int, str]:
+    hasher = TableHasher()
+    for line in part.splitlines(keepends=True):
+        hasher.feed_line(line)
+    return hasher.rows, hasher.hexdigest()
+
+
 def test_native_and_tool_dumps_describe_the_same_data(tool_dump, native_dump):
-    assert tool_dump[1]["tables"] == native_dump[1]["tables"]
+    tool_tables, native_tables = tool_dump[1]["tables"], native_dump[1]["tables"]
+    assert sorted(tool_tables) == sorted(native_tables)
+    for table, info in tool_tables.items():
+        assert info["rows"] == native_tables[table]["rows"], table
+        # The statements may be cut at other rows; the rows themselves are the same.
+        assert _rowset(tool_dump[0][info["part"]]) == _rowset(native_dump[0][info["part"]]), table
     assert native_dump[1]["tool"] == "native"
     assert tool_dump[0][POST_PART] == native_dump[0][POST_PART]
 
@@ -170,3 +184,48 @@ def test_probe(cells_source):
     assert "MariaDB" in check_connection(cells_source)
     info = table_info(cells_source, ["idm_roles", "no_such_table"])
     assert info == {"idm_roles": {"exists": True, "rows": 0}, "no_such_table": {"exists": False, "rows": 0}}
+
+
+def test_restore_is_verified_by_dumping_it_again(cells_source, tool_dump):
+    parts, manifest = tool_dump
+    small = {n: b for n, b in parts.items() if BIG_TABLE not in n}
+    manifest = dict(manifest, tables={t: i for t, i in manifest["tables"].items() if t != BIG_TABLE})
+    report = restore_database(cells_source.with_database(new_db_name("redump")), openers(small), manifest)
+    assert report.ok
+    assert {t["verified_by"] for t in report.tables} == {"dump"}
+
+
+def test_without_the_dump_client_each_table_is_compared_row_by_row(cells_source, tool_dump):
+    parts, manifest = tool_dump
+    small = {n: b for n, b in parts.items() if BIG_TABLE not in n}
+    tables = {t: i for t, i in manifest["tables"].items() if t != BIG_TABLE}
+    manifest = dict(manifest, tables=tables, tool="no-such-dump-client")
+    report = restore_database(cells_source.with_database(new_db_name("byrows")), openers(small), manifest)
+    assert report.ok
+    assert {t["verified_by"] for t in report.tables} == {"rows"}
+    assert [t["rows_found"] for t in report.tables] == [tables[t]["rows"] for t in sorted(tables)]
+
+
+@pytest.mark.parametrize("tool", ["mariadb-dump", "no-such-dump-client"])
+def test_a_restored_table_that_differs_from_the_backup_fails(cells_source, tool_dump, tool, monkeypatch):
+    """A row changed on the server between load and verification is found by either method."""
+    from cells_backup.database.mysql_load import MySQLTarget
+
+    parts, manifest = tool_dump
+    small = {n: b for n, b in parts.items() if BIG_TABLE not in n}
+    manifest = dict(manifest, tables={t: i for t, i in manifest["tables"].items() if t != BIG_TABLE}, tool=tool)
+    load_part = MySQLTarget.load_part
+
+    def load_then_change(self, name, stream):
+        load_part(self, name, stream)
+        if name == "tables/idm_workspaces.sql":
+            with connect(self.conn) as c, c.cursor() as cur:
+                cur.execute("UPDATE idm_workspaces SET label = CONCAT(label, '!') LIMIT 1")
+                c.commit()
+
+    monkeypatch.setattr(MySQLTarget, "load_part", load_then_change)
+    target = cells_source.with_database(new_db_name("changed"))
+    with pytest.raises(DatabaseError, match="idm_workspaces.*content hash differs") as err:
+        restore_database(target, openers(small), manifest)
+    bad = [t for t in err.value.report.tables if not t["hash_ok"]]
+    assert [t["table"] for t in bad] == ["idm_workspaces"] and bad[0]["verified_by"] == "rows"

@@ -3,8 +3,9 @@
 Order: prepare the target (create it; refuse it non-empty unless forced, then empty it), load the
 table parts in parallel (`jobs` sessions; foreign-key checks are off, so order does not matter),
 load ``schema/post.sql`` last (triggers must not fire during the load, views need their tables),
-then recompute count and hash of every table from the restored rows and compare them with the
-manifest, which was computed from the dumped stream itself. Any difference fails the restore.
+then recompute count and hash of every table from the restored database and compare them with the
+manifest, which was computed from the dumped stream itself (for MySQL/MariaDB by dumping the
+restored database again, `mysql_verify`). Any difference fails the restore.
 """
 
 from __future__ import annotations
@@ -122,7 +123,12 @@ def restore_database(
             "exists": found is not None,
         }
 
-    report.tables = _run_parallel(verify, sorted(expected), jobs)
+    if conn.kind == "mysql":
+        from cells_backup.database.mysql_verify import verify_restored
+
+        report.tables = verify_restored(target, manifest, dict(parts), lambda fn, items: _run_parallel(fn, items, jobs))
+    else:
+        report.tables = _run_parallel(verify, sorted(expected), jobs)
     report.seconds = time.monotonic() - started
     bad = [t for t in report.tables if not (t["hash_ok"] and t["rows_found"] == t["rows_expected"])]
     if bad:

@@ -62,6 +62,8 @@ def connect(
         kwargs["ssl"] = {"ca": ca} if ca else {}
         kwargs["ssl_verify_cert"] = verify
         kwargs["ssl_verify_identity"] = verify
+    else:  # like Cells (go-sql-driver: no TLS unless asked); also spares a TLS context per connection
+        kwargs["ssl_disabled"] = True
     if raw:
         kwargs["use_unicode"] = False
         kwargs["conv"] = {}

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import binascii
 import contextlib
+import fcntl
 import os
-import re
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -31,6 +31,8 @@ import pymysql
 
 from cells_backup.database.dsn import ConnectionInfo
 from cells_backup.database.dump import POST_PART, DatabaseDump, table_part_name
+from cells_backup.database.dumphash import ALGORITHM, DataDigest
+from cells_backup.database.dumpsplit import Marker, Piece, pieces
 from cells_backup.database.errors import (
     DatabaseError,
     classify_mysql_error,
@@ -47,16 +49,11 @@ from cells_backup.database.mysql_client import (
     quote_ident,
 )
 from cells_backup.database.mysql_schema import DatabaseFacts, TableShape, read_facts, table_shape
-from cells_backup.database.rowhash import ALGORITHM, TableHasher, escape
+from cells_backup.database.rowhash import escape
 
 CHUNK = 256 * 1024
+PIPE_BYTES = 1 << 20
 STATEMENT_BYTES = 1 << 20
-_TABLE_MARKER = re.compile(rb"^-- Table structure for table `((?:[^`]|``)*)`\r?\n$")
-_SKIP_MARKER = re.compile(
-    rb"^-- (?:(?:Temporary table|Final view) structure for view|Dumping (?:events|routines)"
-    rb" for database) "
-)
-_TRAILER = b"/*!40103 SET TIME_ZONE=@OLD_TIME_ZONE */;\n"
 _COMPLETED = b"-- Dump completed"
 
 
@@ -104,7 +101,7 @@ class _MySQLDump(DatabaseDump):
             events=facts.events,
         )
 
-    def _record(self, table: str, hasher: TableHasher) -> None:
+    def _record(self, table: str, hasher: DataDigest) -> None:
         self._manifest["tables"][table] = {
             "rows": hasher.rows,
             "hash": hasher.hexdigest(),
@@ -125,7 +122,7 @@ class ToolMySQLDump(_MySQLDump):
         self._stack = contextlib.ExitStack()
         self._stderr = bytearray()
         self._stderr_thread: threading.Thread | None = None
-        self._marker: tuple[str, str] | None = None
+        self._marker: Marker | None = None
         self._completed = False
 
     @property
@@ -172,6 +169,8 @@ class ToolMySQLDump(_MySQLDump):
             )
         except OSError as e:
             raise DatabaseError(f"cannot run {self.tool}: {e}") from None
+        with contextlib.suppress(OSError, AttributeError):  # fewer, larger writes by the client
+            fcntl.fcntl(self._proc.stdout.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         self._watch_stderr()
 
     def _process_error(self) -> str | None:
@@ -194,60 +193,39 @@ class ToolMySQLDump(_MySQLDump):
         self.fail(msg)
         return DatabaseError(msg)
 
-    def _lines(self) -> Iterator[bytes]:
+    def _pieces(self) -> Iterator[Piece]:
         assert self._proc and self._proc.stdout
-        return iter(self._proc.stdout.readline, b"")
+        return pieces(self._proc.stdout.read)
 
-    def _marker_of(self, line: bytes) -> tuple[str, str] | None:
-        m = _TABLE_MARKER.match(line)
-        if m:
-            return "table", m.group(1).replace(b"``", b"`").decode("utf-8")
-        return ("skip", "") if _SKIP_MARKER.match(line) else None
-
-    def _section(self, lines: Iterator[bytes], hasher: TableHasher | None, keep: bool) -> Iterator[bytes]:
-        """Copy lines until the next section marker (stored in self._marker; None at EOF)."""
+    def _section(self, stream: Iterator[Piece], digest: DataDigest | None) -> Iterator[bytes]:
+        """The content up to the next marker (stored in self._marker; None at the end)."""
+        self._marker = None
         out: list[bytes] = []
         size = 0
-        pending = False
-        self._marker = None
-        for line in lines:
-            if pending:
-                pending = False
-                marker = self._marker_of(line)
-                if marker:
-                    next(lines, b"")  # the closing "--" line of the comment block
-                    self._marker = marker
-                    break
-                if keep:
-                    out.append(b"--\n")
-            if line == b"--\n":
-                pending = True
-                continue
-            if line == _TRAILER:
-                self._marker = ("trailer", "")
+        for content, marker in stream:
+            if marker is not None:
+                self._marker = marker
                 break
-            if not line.endswith(b"\n"):
-                break  # cut short in the middle of a line
-            if hasher is not None:
-                hasher.feed_line(line)
-            if keep:
-                out.append(line)
-                size += len(line)
-                if size >= CHUNK:
-                    yield b"".join(out)
-                    out, size = [], 0
+            if digest is None:
+                continue
+            digest.update(content)
+            out.append(content)
+            size += len(content)
+            if size >= CHUNK:
+                yield b"".join(out)
+                out, size = [], 0
         if out:
             yield b"".join(out)
 
-    def _table_chunks(self, lines: Iterator[bytes], table: str) -> Iterator[bytes]:
-        hasher = TableHasher()
+    def _table_chunks(self, stream: Iterator[Piece], table: str) -> Iterator[bytes]:
+        digest = DataDigest()
         yield b"--\n-- Table structure for table " + quote_ident(table).encode() + b"\n--\n"
-        yield from self._section(lines, hasher, keep=True)
+        yield from self._section(stream, digest)
         if self._marker is None:
             raise self._fail_now()
-        if hasher.in_values:
+        if not digest.complete:
             raise DatabaseError(self._fail_message("INSERT statement cut short"))
-        self._record(table, hasher)
+        self._record(table, digest)
 
     def _fail_message(self, msg: str) -> str:
         self.fail(f"database dump cut short: {msg}")
@@ -255,23 +233,22 @@ class ToolMySQLDump(_MySQLDump):
 
     def _generate(self) -> Iterator[tuple[str, Iterator[bytes]]]:
         self._start()
-        lines = self._lines()
-        for _ in self._section(lines, None, keep=False):  # the header, up to the first section
+        stream = self._pieces()
+        for _ in self._section(stream, None):  # the header, up to the first section
             pass
         if self._marker is None:
             raise self._fail_now()
-        while self._marker[0] != "trailer":
-            kind, table = self._marker
-            if kind == "table":
-                yield table_part_name(table), self._table_chunks(lines, table)
+        while self._marker.kind != "trailer":
+            if self._marker.kind == "table":
+                table = self._marker.table
+                yield table_part_name(table), self._table_chunks(stream, table)
             else:
-                for _ in self._section(lines, None, keep=False):
+                for _ in self._section(stream, None):
                     pass
             if self._marker is None:
                 raise self._fail_now()
-        for line in lines:
-            if line.startswith(_COMPLETED):
-                self._completed = True
+        rest = b"".join(content for content, _ in stream)
+        self._completed = any(line.startswith(_COMPLETED) for line in rest.splitlines())
         err = self._process_error()
         if err:
             self.fail(err)
@@ -334,8 +311,15 @@ class NativeMySQLDump(_MySQLDump):
         yield self._post()
 
     def _table_chunks(self, table: str, shape: TableShape, ddl: bytes) -> Iterator[bytes]:
-        hasher = TableHasher()
+        digest = DataDigest()
         yield table_header(table, ddl)
+        for chunk in self._statements(table, shape):
+            digest.update(chunk)
+            yield chunk
+        self._record(table, digest)
+
+    def _statements(self, table: str, shape: TableShape) -> Iterator[bytes]:
+        """The table's rows as ~1 MiB ``INSERT`` statements, one row per line, then a blank line."""
         assert self._conn is not None
         q = quote_ident(table)
         cols = ",".join(quote_ident(c) for c in shape.columns)
@@ -350,12 +334,8 @@ class NativeMySQLDump(_MySQLDump):
             cur.execute(sql)
             stmt: list[bytes] = []
             size = 0
-            while True:
-                rows = cur.fetchmany(2000)
-                if not rows:
-                    break
+            while rows := cur.fetchmany(2000):
                 for row in rows:
-                    hasher.add_row(row)
                     text = (
                         b"("
                         + b",".join(format_value(v, b, n) for v, (b, n) in zip(row, flags, strict=True))
@@ -374,7 +354,6 @@ class NativeMySQLDump(_MySQLDump):
             self.fail(str(err))
             raise err from None
         yield b"\n"
-        self._record(table, hasher)
 
     def _finish(self) -> None:
         if self._conn is not None:

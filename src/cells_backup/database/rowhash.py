@@ -97,9 +97,10 @@ def row_digest(values: Sequence[bytes | None]) -> int:
 class TableHasher:
     """Accumulates row count and rowset hash for one table."""
 
-    __slots__ = ("rows", "_sum", "in_values", "_pending", "_pending_size")
+    __slots__ = ("rows", "_sum", "in_values", "_pending", "_pending_size", "_hash_rows")
 
-    def __init__(self) -> None:
+    def __init__(self, hash_rows: bool = True) -> None:
+        self._hash_rows = hash_rows  # False: count rows only
         self.rows = 0
         self._sum = 0
         self.in_values = False  # inside an INSERT whose rows continue on the next lines
@@ -155,18 +156,20 @@ class TableHasher:
         for m in _TUPLE.finditer(buf):
             if m.start() != pos:
                 break
-            vals = findall(m.group(1))
-            if normalize:
-                canon = b"'".join([_normalize(s) if s else (nm or _other(hx, nl)) for s, hx, nl, nm in vals])
-            else:
-                canon = b"'".join([s or nm or _other(hx, nl) for s, hx, nl, nm in vals])
-            total += int.from_bytes(blake2b(canon, digest_size=32).digest(), "big")
             rows += 1
             pos = m.end()
             if buf[pos : pos + 1] == b",":
                 pos += 1
                 while buf[pos : pos + 1] in (b"\n", b"\r", b" "):
                     pos += 1
+            if not self._hash_rows:
+                continue
+            vals = findall(m.group(1))
+            if normalize:
+                canon = b"'".join([_normalize(s) if s else (nm or _other(hx, nl)) for s, hx, nl, nm in vals])
+            else:
+                canon = b"'".join([s or nm or _other(hx, nl) for s, hx, nl, nm in vals])
+            total += int.from_bytes(blake2b(canon, digest_size=32).digest(), "big")
         if pos < end or rows == 0:
             raise DatabaseError(f"dump stream corrupt: cannot parse INSERT values near byte {pos}")
         self.rows += rows

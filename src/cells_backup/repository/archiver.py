@@ -7,6 +7,7 @@ an incremental run over an unchanged tree only reads directories.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import io
 import os
@@ -40,6 +41,10 @@ from .snapshot import Snapshot
 from .writer import BlobWriter
 
 ExcludeFn = Callable[[str, bool], bool]
+
+
+# Streams (database dumps) are text: zstd level 1 packs them as small as level 3, twice as fast.
+STREAM_LEVEL = 1
 
 
 @dataclass
@@ -380,11 +385,11 @@ class Archiver:
         self._check_unchanged_while_read(path, st, after, len(data))
         return content, len(data)
 
-    def _store_stream(self, stream: BinaryIO) -> tuple[list[str], int]:
+    def _store_stream(self, stream: BinaryIO, level: int | None = None) -> tuple[list[str], int]:
         """Chunk, hash and store a stream; memory stays within a few max-chunk sizes."""
         content: list[str] = []
         size = 0
-        save = self.writer.save
+        save = functools.partial(self.writer.save, level=level)
         first = read_full(stream, self._max_chunk)
         if len(first) < self._max_chunk:
             chunks = self._cdc.cut_buf(first) if first else ()
@@ -410,7 +415,7 @@ class Archiver:
             for part in parts[:-1]:
                 folder = folder.setdefault(part, {})
             with stream:
-                content, size = self._store_stream(stream)
+                content, size = self._store_stream(stream, STREAM_LEVEL)
             self.progress.files += 1
             self.summary.total_files += 1
             self.summary.total_bytes += size

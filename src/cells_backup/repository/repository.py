@@ -122,9 +122,9 @@ class Repository:
     def pack_size(self) -> int:
         return int(self.config.get("pack_size", DEFAULT_PACK_SIZE))
 
-    def compressor(self) -> zstandard.ZstdCompressor:
-        """A new compressor (they are not thread-safe: one per thread)."""
-        return zstandard.ZstdCompressor(level=self._compressor_level)
+    def compressor(self, level: int | None = None) -> zstandard.ZstdCompressor:
+        """A new compressor (they are not thread-safe: one per thread); `level` overrides the default."""
+        return zstandard.ZstdCompressor(level=self._compressor_level if level is None else level)
 
     def blob_id(self, data: bytes | memoryview) -> bytes:
         return blob_id(self.master.identity, data)

@@ -61,8 +61,11 @@ class BlobWriter:
             self.close(flush_complete=True)
 
     # ------------------------------------------------------------- public API
-    def save(self, type: int, data: bytes | memoryview, blob: bytes | None = None) -> bytes:
-        """Store ``data`` unless the repository already has it; returns its id."""
+    def save(self, type: int, data: bytes | memoryview, blob: bytes | None = None, level: int | None = None) -> bytes:
+        """Store ``data`` unless the repository already has it; returns its id.
+
+        `level`: zstd level for this blob instead of the repository's (database dumps use a faster one).
+        """
         self._raise_pending_error()
         if blob is None:
             blob = self.repo.blob_id(data)
@@ -81,7 +84,7 @@ class BlobWriter:
         with self._lock:
             self._pending += 1
         try:
-            self._pool.submit(self._store, type, blob, raw)
+            self._pool.submit(self._store, type, blob, raw, level)
         except BaseException:
             with self._idle:
                 self._pending -= 1
@@ -89,9 +92,9 @@ class BlobWriter:
             raise
         return blob
 
-    def encode(self, data: bytes) -> bytes:
+    def encode(self, data: bytes, level: int | None = None) -> bytes:
         """Compress and encrypt a blob; safe from any thread (reader threads use it)."""
-        return encode_blob(self.repo.cipher, self._compressor(), data)
+        return encode_blob(self.repo.cipher, self._compressor(level), data)
 
     def add_encoded(self, type: int, blob: bytes, stored: bytes | None, raw: bytes) -> bytes:
         """Add a blob already encoded by the caller's thread (``stored`` None: it was known then).
@@ -178,17 +181,20 @@ class BlobWriter:
             while self._pending:
                 self._idle.wait()
 
-    def _compressor(self):
-        comp = getattr(self._local, "compressor", None)
+    def _compressor(self, level: int | None):
+        per_level = getattr(self._local, "compressors", None)
+        if per_level is None:
+            per_level = self._local.compressors = {}
+        comp = per_level.get(level)
         if comp is None:
-            comp = self._local.compressor = self.repo.compressor()
+            comp = per_level[level] = self.repo.compressor(level)
         return comp
 
-    def _store(self, type: int, blob: bytes, raw: bytes) -> None:
+    def _store(self, type: int, blob: bytes, raw: bytes, level: int | None = None) -> None:
         try:
             if self._error is not None:
                 return
-            full = self._append(type, blob, self.encode(raw), len(raw))
+            full = self._append(type, blob, self.encode(raw, level), len(raw))
             if full is not None:
                 self._write_pack(full)
         except BaseException as exc:  # surfaced to the caller on its next call

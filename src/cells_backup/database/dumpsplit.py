@@ -1,0 +1,110 @@
+"""Cut a mariadb-dump/mysqldump output stream at its section markers, in big blocks.
+
+The client announces each table with a three-line comment (``--`` / ``-- Table structure for
+table `t``` / ``--``), views, routines and events likewise, and ends the dump body with the
+``SET TIME_ZONE=@OLD_TIME_ZONE`` line. `pieces` yields the stream as content pieces and markers,
+in order, without splitting it into lines in Python: markers are found with ``bytes.find`` and
+checked with a regex at line starts only, and each content piece ends at a line end, so row data
+can be counted and hashed per piece (`dumphash`). A marker can straddle two reads: the last lines
+of a read that could begin one are held back until the next read completes or rules it out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+BLOCK = 1 << 18
+TRAILER = b"/*!40103 SET TIME_ZONE=@OLD_TIME_ZONE */;\n"
+_MARKER = re.compile(
+    rb"--\n-- (?:Table structure for table `((?:[^`]|``)*)`"
+    rb"|((?:Temporary table|Final view) structure for view |Dumping (?:events|routines) for database )"
+    rb"[^\n]*)\n--\n"
+)
+_PARTIAL = re.compile(rb"--\n(?:-- [^\n]*\n)?\Z")
+_HOLD_WINDOW = 8192  # a marker is a few hundred bytes at most
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A section boundary: a table (with its name), another section to skip, or the trailer."""
+
+    kind: str  # "table", "skip" or "trailer"
+    table: str = ""
+
+
+Piece = tuple[bytes, Marker | None]
+
+
+def pieces(read: Callable[[int], bytes]) -> Iterator[Piece]:
+    """The stream as ``(content, None)`` and ``(b"", marker)`` items, in stream order.
+
+    Content pieces start at a line start and end at a line end, except the very last one when the
+    stream is cut in the middle of a line. `read(n)` returns b"" at the end of the stream.
+    """
+    carry = bytearray()
+    while True:
+        data = read(BLOCK)
+        if not data:
+            if carry:
+                yield bytes(carry), None
+            return
+        carry += data
+        end = carry.rfind(b"\n") + 1
+        if end == 0:
+            continue  # a line longer than one read: keep reading
+        buf = bytes(carry[:end])
+        del carry[:end]
+        pos = yield from _scan(buf)
+        hold = _partial_marker_start(buf, pos)
+        if hold < len(buf):
+            if hold > pos:
+                yield buf[pos:hold], None
+            carry[:0] = buf[hold:]
+        elif pos < len(buf):
+            yield buf[pos:], None
+
+
+def _scan(buf: bytes) -> Iterator[Piece]:
+    """Yield the content and complete markers of `buf`; return where the unmarked tail starts."""
+    pos = 0
+    i = 0
+    n = len(buf)
+    while i < n:
+        m_at = buf.find(b"--\n-- ", i)
+        t_at = buf.find(TRAILER, i)
+        candidates = [x for x in (m_at, t_at) if x >= 0]
+        if not candidates:
+            break
+        at = min(candidates)
+        i = at + 1
+        if at > 0 and buf[at - 1] != 0x0A:
+            continue  # not at a line start
+        if at == t_at:
+            marker, stop = Marker("trailer"), at + len(TRAILER)
+        else:
+            m = _MARKER.match(buf, at)
+            if m is None:
+                continue
+            stop = m.end()
+            if m.group(1) is not None:
+                marker = Marker("table", m.group(1).replace(b"``", b"`").decode("utf-8"))
+            else:
+                marker = Marker("skip")
+        if at > pos:
+            yield buf[pos:at], None
+        yield b"", marker
+        pos = i = stop
+    return pos
+
+
+def _partial_marker_start(buf: bytes, pos: int) -> int:
+    """Where the tail of `buf` (after `pos`) may begin a marker completed by the next read."""
+    lo = max(pos, len(buf) - _HOLD_WINDOW)
+    at = buf.rfind(b"--\n", lo)
+    while at >= lo:
+        if (at == 0 or buf[at - 1] == 0x0A) and _PARTIAL.match(buf, at):
+            return at
+        at = buf.rfind(b"--\n", lo, at)
+    return len(buf)
