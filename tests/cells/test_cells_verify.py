@@ -25,7 +25,7 @@ def _fake_db(
     """A database_check double built from the sample's own files (what a correct restore holds)."""
     seen: list[list[str]] = []
 
-    def check(tables: list[str]) -> dict:
+    def check(tables: list[str], counted: set[str]) -> dict:
         seen.append(tables)
         out = {}
         for ds, files in sample.files.items():

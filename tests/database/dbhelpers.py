@@ -67,8 +67,18 @@ ROW_BY_ROW = {  # tables compared value by value, beyond CHECKSUM TABLE
 }
 
 
+def create_statements(server: MariaDBServer, db: str) -> dict[str, str]:
+    with server.root(db) as c, c.cursor() as cur:
+        out = {}
+        for table in base_tables(server, db):
+            cur.execute(f"SHOW CREATE TABLE `{table}`")
+            out[table] = cur.fetchone()[1]
+        return out
+
+
 def assert_same_database(server: MariaDBServer, src: str, dst: str) -> None:
     assert base_tables(server, src) == base_tables(server, dst)
+    assert create_statements(server, src) == create_statements(server, dst)
     assert checksums(server, src) == checksums(server, dst)
     for table, order in ROW_BY_ROW.items():
         if table in base_tables(server, src):

@@ -214,18 +214,53 @@ def test_a_restored_table_that_differs_from_the_backup_fails(cells_source, tool_
     parts, manifest = tool_dump
     small = {n: b for n, b in parts.items() if BIG_TABLE not in n}
     manifest = dict(manifest, tables={t: i for t, i in manifest["tables"].items() if t != BIG_TABLE}, tool=tool)
-    load_part = MySQLTarget.load_part
+    run_client = MySQLTarget._run_client
 
-    def load_then_change(self, name, stream):
-        load_part(self, name, stream)
-        if name == "tables/idm_workspaces.sql":
+    def load_then_change(self, name, sql, **kw):
+        run_client(self, name, sql, **kw)
+        if name == "tables/idm_workspaces.sql" and (kw.get("feed") or kw.get("stream")):  # its rows are in
             with connect(self.conn) as c, c.cursor() as cur:
                 cur.execute("UPDATE idm_workspaces SET label = CONCAT(label, '!') LIMIT 1")
                 c.commit()
 
-    monkeypatch.setattr(MySQLTarget, "load_part", load_then_change)
+    monkeypatch.setattr(MySQLTarget, "_run_client", load_then_change)
     target = cells_source.with_database(new_db_name("changed"))
     with pytest.raises(DatabaseError, match="idm_workspaces.*content hash differs") as err:
         restore_database(target, openers(small), manifest)
     bad = [t for t in err.value.report.tables if not t["hash_ok"]]
     assert [t["table"] for t in bad] == ["idm_workspaces"] and bad[0]["verified_by"] == "rows"
+
+
+class SlicedPart:
+    """A part whose `split` cuts it at the given offsets (anywhere, mid-line included)."""
+
+    def __init__(self, data: bytes, cuts: list[int]):
+        self.data, self.cuts = data, cuts
+
+    def __call__(self) -> io.BytesIO:
+        return io.BytesIO(self.data)
+
+    def split(self, n: int, min_bytes: int = 0) -> list:
+        bounds = [0, *self.cuts, len(self.data)]
+        return [lambda a=a, b=b: io.BytesIO(self.data[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)]
+
+
+@pytest.mark.parametrize("where", ["mid-line", "tiny-slice", "inside-head"])
+def test_a_large_table_loaded_by_several_sessions_is_whole(mariadb, cells_source, tool_dump, monkeypatch, where):
+    from cells_backup.database import mysql_load
+
+    monkeypatch.setattr(mysql_load, "SLICE_MIN", 1)
+    parts, manifest = tool_dump
+    name = f"tables/{BIG_TABLE}.sql"
+    data = parts[name]
+    cuts = {
+        "mid-line": [len(data) // 3 + 7, 2 * len(data) // 3 + 11],
+        "tiny-slice": [len(data) // 2, len(data) // 2 + 5],  # a slice with no line end: one session
+        "inside-head": [100, len(data) // 2],  # the first slice ends before the rows: one session
+    }[where]
+    sliced = [(n, SlicedPart(b, cuts) if n == name else (lambda b=b: io.BytesIO(b))) for n, b in parts.items()]
+    target = cells_source.with_database(new_db_name("sliced"))
+    report = restore_database(target, sliced, manifest, jobs=3)
+    assert report.ok and {t["verified_by"] for t in report.tables} == {"dump"}
+    assert report.loads[name] == ("LOAD DATA, 3 sessions" if where == "mid-line" else "LOAD DATA")
+    assert_same_database(mariadb, cells_source.database, target.database)

@@ -14,6 +14,7 @@ from cells_backup.database.dsn import ConnectionInfo, parse_database_url, parse_
 from cells_backup.database.errors import DatabaseError
 from cells_backup.database.mysql_client import defaults_file
 from cells_backup.database.mysql_dump import format_value
+from cells_backup.database.mysql_keys import defer_keys
 from cells_backup.database.rowhash import TableHasher
 from cells_backup.database.sqlsplit import split_statements
 
@@ -148,3 +149,32 @@ def test_split_statements(size):
         b"CREATE TRIGGER x BEFORE INSERT ON t FOR EACH ROW BEGIN SET @a=1; SET @b=2; END",
         b"SELECT 1",
     ]
+
+
+_PART_HEAD = (
+    b"--\n-- Table structure for table `t`\n--\n\n/*!40101 SET character_set_client = utf8mb4 */;\n"
+    b"CREATE TABLE `t` (\n  `id` bigint(20) NOT NULL AUTO_INCREMENT,\n  `a` varchar(10) NOT NULL,\n"
+    b"  `b` int(11) DEFAULT NULL,\n  PRIMARY KEY (`id`),\n  UNIQUE KEY `u_a` (`a`),\n  KEY `k_b` (`b`)\n"
+    b") ENGINE=InnoDB AUTO_INCREMENT=7 DEFAULT CHARSET=utf8mb4;\n\nINSERT INTO `t` VALUES\n(1,'x',2);\n"
+)
+
+
+def test_secondary_keys_are_deferred_to_after_the_load():
+    head, alter = defer_keys(_PART_HEAD)
+    assert alter == b"ALTER TABLE `t` ADD UNIQUE KEY `u_a` (`a`), ADD KEY `k_b` (`b`);\n"
+    assert b"  PRIMARY KEY (`id`)\n) ENGINE=InnoDB AUTO_INCREMENT=7" in head
+    assert b"KEY `u_a`" not in head and head.endswith(b"INSERT INTO `t` VALUES\n(1,'x',2);\n")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        (b"  KEY `k_b` (`b`)\n", b"  KEY `k_b` (`b`),\n  CONSTRAINT `fk` FOREIGN KEY (`b`) REFERENCES `o` (`id`)\n"),
+        (b"PRIMARY KEY (`id`)", b"PRIMARY KEY (`a`,`id`)"),  # the auto-increment column needs its key
+        (b"  PRIMARY KEY (`id`),\n  UNIQUE KEY `u_a` (`a`),\n  KEY `k_b` (`b`)\n", b"  PRIMARY KEY (`id`)\n"),
+    ],
+)
+def test_keys_stay_where_they_must(change):
+    head = _PART_HEAD.replace(*change)
+    assert head != _PART_HEAD
+    assert defer_keys(head) == (head, b"")

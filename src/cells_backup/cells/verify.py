@@ -18,13 +18,13 @@ from typing import Any
 from ..errors import CellsBackupError
 from .config import read_pydio_json
 from .load import load_installation
-from .model import Installation
+from .model import Datasource, Installation
 from .parse import peer_address_paths
 from .plan import MINIO_SYS
 from .vault import WrongVaultKeyError, open_vault, read_master_password, read_vault_entries
 
 ERROR, WARNING, OK = "error", "warning", "ok"
-DatabaseCheck = Callable[[list[str]], dict[str, dict[str, Any]]]
+DatabaseCheck = Callable[[list[str], set[str]], dict[str, dict[str, Any]]]
 
 
 @dataclass
@@ -97,11 +97,12 @@ def verify_installation(
 ) -> VerifyReport:
     """Run every check; never raises for a broken installation, reports it instead.
 
-    ``database_check(tables)`` receives every expected index table name and returns
-    ``{table: {"exists": bool, "leaf_rows": int | None, "sample_uuids": [str, ...]}}`` where
-    ``leaf_rows`` counts rows with ``leaf = 1`` and ``sample_uuids`` lists some leaf ``uuid``s
-    (a few dozen are enough). Tables it does not know may be left out or given ``exists: False``;
-    ``leaf_rows: None`` skips the count comparison.
+    ``database_check(tables, counted)`` receives every expected index table name, and the
+    subset (flat datasources) whose files are compared, and returns
+    ``{table: {"exists": bool, "leaf_rows": int | None, "sample_uuids": [str, ...]}}`` where, for
+    counted tables, ``leaf_rows`` counts rows with ``leaf = 1`` and ``sample_uuids`` lists some leaf
+    ``uuid``s (a few dozen are enough). Tables it does not know may be left out or given
+    ``exists: False``; ``leaf_rows: None`` skips the count comparison.
     """
     report = VerifyReport()
     if isinstance(inst_or_dir, Installation):
@@ -222,8 +223,9 @@ def _check_peers(report: VerifyReport, config: dict[str, Any], addrs: Iterable[s
 
 def _check_database(report: VerifyReport, inst: Installation, check: DatabaseCheck) -> None:
     wanted = {ds.name: index_table_candidates(ds.name) for ds in inst.datasources}
+    counted = {t for ds in inst.datasources if _compared(ds) for t in wanted[ds.name]}
     try:
-        result = check([t for names in wanted.values() for t in names])
+        result = check([t for names in wanted.values() for t in names], counted)
     except CellsBackupError as exc:
         report.add(ERROR, "database", f"cannot inspect the database: {exc}")
         return
@@ -233,8 +235,13 @@ def _check_database(report: VerifyReport, inst: Installation, check: DatabaseChe
             report.add(ERROR, "database", f"{ds.name}: index table {wanted[ds.name][0]} is missing")
             continue
         report.add(OK, "database", f"{ds.name}: index table present")
-        if ds.flat and ds.is_local and ds.folder and os.path.isdir(ds.folder):
+        if _compared(ds):
             _compare_flat(report, ds.name, Path(ds.folder), info)
+
+
+def _compared(ds: Datasource) -> bool:
+    """A flat local datasource: its stored objects are compared with its index rows."""
+    return bool(ds.flat and ds.is_local and ds.folder and os.path.isdir(ds.folder))
 
 
 def _compare_flat(report: VerifyReport, name: str, folder: Path, info: dict[str, Any]) -> None:

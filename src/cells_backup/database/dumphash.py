@@ -1,7 +1,8 @@
 r"""Row count and content hash of one table, from the bytes of its dump part, at C speed.
 
 Definition (``dump-blake3-v1``): the hash is BLAKE3 of the table part's bytes from its first
-``INSERT`` line to the end of the part, exactly as the dump client wrote them with the fixed
+``INSERT`` line to the end of the part without its trailing line ends (what follows a table
+differs between a dump of one table and of all), exactly as the dump client wrote them with the fixed
 options of `mysql_dump` (``--order-by-primary``, ``--hex-blob``, ``--skip-dump-date``, a fixed
 ``--net-buffer-length``): the same rows give the same bytes. The row count is the number of rows
 in those statements: mariadb-dump (and our native dumper) write one row per line after
@@ -31,13 +32,14 @@ class DataDigest:
     stream at line ends); `complete` says whether the last statement was terminated.
     """
 
-    __slots__ = ("rows", "_hash", "_parser", "_tail")
+    __slots__ = ("rows", "_hash", "_parser", "_tail", "_held")
 
     def __init__(self) -> None:
         self.rows = 0
         self._hash: blake3 | None = None  # created at the first INSERT line
         self._parser: TableHasher | None = None  # only for many-rows-per-line dumps
         self._tail = b""  # last non-blank bytes of the data, to check the final ';'
+        self._held = b""  # line ends not hashed yet: hashed only if more data follows
 
     def update(self, piece: bytes) -> None:
         """Account for the next bytes of the part."""
@@ -52,7 +54,16 @@ class DataDigest:
             first_line = piece[: piece.find(b"\n")].rstrip()
             if not first_line.endswith(b"VALUES"):
                 self._parser = TableHasher(hash_rows=False)
-        self._hash.update(piece)
+        end = len(piece)
+        while end and piece[end - 1] == 0x0A:
+            end -= 1
+        if end:
+            if self._held:
+                self._hash.update(self._held)
+            self._hash.update(memoryview(piece)[:end])
+            self._held = piece[end:]
+        else:
+            self._held += piece
         if self._parser is not None:
             for line in piece.splitlines(keepends=True):
                 self._parser.feed_line(line)

@@ -30,6 +30,7 @@ class RestoreReport:
     tables: list[dict[str, Any]] = field(default_factory=list)
     parts_loaded: int = 0
     seconds: float = 0.0
+    loads: dict[str, str] = field(default_factory=dict)  # table part -> how its rows were loaded
 
     @property
     def ok(self) -> bool:
@@ -42,15 +43,16 @@ class RestoreReport:
             "ok": self.ok,
             "parts_loaded": self.parts_loaded,
             "seconds": round(self.seconds, 3),
+            "loads": self.loads,
             "tables": self.tables,
         }
 
 
-def _target(conn: ConnectionInfo, tool: str, skip_binlog: bool):
+def _target(conn: ConnectionInfo, tool: str, skip_binlog: bool, jobs: int):
     if conn.kind == "mysql":
         from cells_backup.database.mysql_load import MySQLTarget
 
-        return MySQLTarget(conn, tool=tool, skip_binlog=skip_binlog)
+        return MySQLTarget(conn, tool=tool, skip_binlog=skip_binlog, jobs=jobs)
     if conn.kind == "sqlite":
         from cells_backup.database.sqlite_load import SQLiteTarget
 
@@ -81,7 +83,7 @@ def restore_database(
     if manifest.get("kind") != conn.kind:
         raise DatabaseError(f"cannot restore a {manifest.get('kind')} dump into a {conn.kind} database")
     started = time.monotonic()
-    target = _target(conn, tool, skip_binlog)
+    target = _target(conn, tool, skip_binlog, jobs)
     names = [n for n, _ in parts]
     missing = [info["part"] for info in manifest.get("tables", {}).values() if info["part"] not in names]
     if missing:
@@ -92,8 +94,12 @@ def restore_database(
     def load(item: tuple[str, Callable[[], BinaryIO]]) -> None:
         name, opener = item
         stream = opener()
+        split = getattr(opener, "split", None)
         try:
-            target.load_part(name, stream)
+            if split is not None and getattr(target, "loads_in_slices", False):
+                target.load_part(name, stream, split=split)
+            else:
+                target.load_part(name, stream)
         finally:
             close = getattr(stream, "close", None)
             if close:
@@ -108,6 +114,7 @@ def restore_database(
     for item in post:
         load(item)
     report.parts_loaded = len(pre) + len(tables) + len(post)
+    report.loads = dict(getattr(target, "loads", {}))
 
     expected = manifest.get("tables", {})
 

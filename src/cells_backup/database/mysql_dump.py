@@ -115,9 +115,10 @@ class _MySQLDump(DatabaseDump):
 class ToolMySQLDump(_MySQLDump):
     """mariadb-dump/mysqldump streamed and split per table."""
 
-    def __init__(self, conn: ConnectionInfo, facts: DatabaseFacts, tool: str):
+    def __init__(self, conn: ConnectionInfo, facts: DatabaseFacts, tool: str, tables: list[str] | None = None):
         super().__init__(conn, facts, os.path.basename(tool))
         self.tool = tool
+        self.tables = tables or []  # only these tables (default: all)
         self._proc: subprocess.Popen | None = None
         self._stack = contextlib.ExitStack()
         self._stderr = bytearray()
@@ -155,7 +156,7 @@ class ToolMySQLDump(_MySQLDump):
         ]
         if not is_mariadb_tool(self.tool):
             argv += ["--set-gtid-purged=OFF", "--column-statistics=0"]
-        return argv + [self.conn.database]
+        return argv + [self.conn.database, *self.tables]
 
     def _start(self) -> None:
         cnf = self._stack.enter_context(defaults_file(self.conn, self.tool))

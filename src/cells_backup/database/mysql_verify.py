@@ -29,7 +29,10 @@ def verify_restored(target, manifest: dict, openers: dict[str, Opener], run_para
     """One result per table of the manifest: rows expected and found, hash equal, how it was checked."""
     expected = manifest.get("tables", {})
     fast = manifest.get("hash_algorithm") == dumphash.ALGORITHM
-    redumped = _redump(target, manifest) if fast else {}
+    redumped = dict(getattr(target, "redumped", {})) if fast else {}
+    rest = [t for t in expected if t not in redumped]
+    if fast and rest:
+        redumped.update(redump(target.conn, manifest, None if len(rest) == len(expected) else rest))
     results: list[dict[str, Any]] = []
     slow: list[str] = []
     for table in sorted(expected):
@@ -67,18 +70,25 @@ def _result(table: str, expected: int, found: int, hash_ok: bool, exists: bool, 
     }
 
 
-def _redump(target, manifest: dict) -> dict[str, tuple[int, str]]:
-    """(rows, hash) of each restored table, dumped as the backup was; {} when that is not possible."""
+def can_redump(manifest: dict) -> bool:
+    """Whether restored tables can be dumped here as this backup was (same algorithm and client)."""
     tool = manifest.get("tool") or ""
+    if manifest.get("hash_algorithm") != dumphash.ALGORITHM or not tool:
+        return False
+    return tool == "native" or find_tool(os.path.basename(tool)) is not None
+
+
+def redump(conn, manifest: dict, tables: list[str] | None = None) -> dict[str, tuple[int, str]]:
+    """(rows, hash) of restored tables (default: all), dumped as the backup was; {} when not possible."""
+    if not can_redump(manifest):
+        return {}
+    tool = manifest["tool"]
     try:
-        facts = read_facts(target.conn)
+        facts = read_facts(conn)
         if tool == "native":
-            dump = NativeMySQLDump(target.conn, facts)
+            dump = NativeMySQLDump(conn, facts)
         else:
-            path = find_tool(os.path.basename(tool)) if tool else None
-            if path is None:
-                return {}
-            dump = ToolMySQLDump(target.conn, facts, path)
+            dump = ToolMySQLDump(conn, facts, find_tool(os.path.basename(tool)), tables)
         with dump:
             for part in dump.parts():
                 part.drain()

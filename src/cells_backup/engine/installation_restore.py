@@ -28,7 +28,7 @@ from ..cells.model import Installation
 from ..cells.rewrite import ConfigEdit, map_path
 from ..database.dsn import ConnectionInfo, parse_database_url, parse_pydio_dsn
 from ..errors import CellsBackupError, CellsRunningError, TargetNotEmptyError, UsageError
-from ..repository.reader import open_content
+from ..repository.reader import StoredContent, open_content
 from ..repository.repository import Repository
 from ..repository.restorer import Restorer, RestoreResult, find_node
 from ..repository.snapshot import Snapshot
@@ -265,11 +265,13 @@ def database_parts(repo: Repository, snap: Snapshot, root: str) -> list[tuple[st
     node = find_node(repo, snap.tree, root)
     if node is None:
         raise CellsBackupError(f"snapshot {snap.short_id}: database dump {root} is missing")
-    parts = []
+    found = []
     for path, n in repo.walk(node["subtree"], ""):
         if n["type"] == "file":
-            parts.append((path.lstrip("/"), lambda c=n.get("content", []): open_content(repo, c)))
-    return parts
+            found.append((n.get("size", 0), path.lstrip("/"), StoredContent(repo, n.get("content", []))))
+    # Largest first: with tables loaded in parallel, the biggest one decides when the load ends.
+    found.sort(key=lambda item: -item[0])
+    return [(name, opener) for _size, name, opener in found]
 
 
 @dataclass
