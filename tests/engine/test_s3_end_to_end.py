@@ -95,3 +95,53 @@ def test_copy_local_to_s3_then_restore_from_s3(installation, mariadb, s3_server_
     assert table_rows(mariadb, new_db) == table_rows(mariadb, dbname)
     key = "cells-vault-key"
     assert (tmp_path / "from-s3" / key).read_bytes() == Path(base / "cells" / key).read_bytes()
+
+
+class CountingBackend:
+    """Forwards to a real backend and counts the bytes of pack data it downloads."""
+
+    remote = True
+
+    def __init__(self, backend):
+        self._backend = backend
+        self.pack_bytes_read = 0
+
+    def __getattr__(self, name):
+        return getattr(self._backend, name)
+
+    def read(self, name: str) -> bytes:
+        data = self._backend.read(name)
+        self.pack_bytes_read += len(data) if name.startswith("data/") else 0
+        return data
+
+    def read_range(self, name: str, offset: int, length: int) -> bytes:
+        data = self._backend.read_range(name, offset, length)
+        self.pack_bytes_read += len(data) if name.startswith("data/") else 0
+        return data
+
+
+def test_restore_from_s3_downloads_each_pack_about_once(s3_server_running, s3_prefix, tmp_path):
+    """Big files' chunks are spread over packs filled in parallel; small files sit between them."""
+    from cells_backup.engine.trees import restore_tree
+    from cells_backup.repository.repository import Repository
+
+    src = tmp_path / "src"
+    rng = random.Random(7)
+    for i in range(6):
+        (src / f"big{i}").mkdir(parents=True)
+        (src / f"big{i}" / "data.bin").write_bytes(rng.randbytes(12 * 1024 * 1024))
+        for j in range(150):
+            (src / f"big{i}" / f"small{j}.txt").write_bytes(rng.randbytes(rng.randint(100, 20000)))
+    env = s3_env(s3_server_running)
+    repo_url = s3_server_running.url(s3_prefix)
+    # small packs: many more of them than the restore keeps in memory
+    assert run_cli("--repo", repo_url, "init", "--pack-size", "2", *FAST_KDF, env=env).code == 0
+    assert run_cli("--repo", repo_url, "backup", "--no-cells", "--extra-path", str(src), env=env).code == 0
+    counting = CountingBackend(s3_server_running.backend(s3_prefix))
+    repo = Repository.open(counting, b"correct horse")
+    packs = sum(size for _name, size in counting.list("data/"))
+    snapshot = repo.resolve_snapshot("latest")
+    result = restore_tree(repo, snapshot, str(tmp_path / "out"))
+    assert not result.errors
+    assert tree_state(tmp_path / "out" / str(src).lstrip("/")) == tree_state(src)
+    assert counting.pack_bytes_read <= 1.2 * packs, (counting.pack_bytes_read, packs)

@@ -1,8 +1,9 @@
 """Whole packs kept in memory for remote backends, where one request per blob would be slow.
 
 Restores read blobs in roughly the order they were packed, so a handful of recent packs gives
-high hit rates. Memory is bounded by ``capacity`` packs; concurrent readers of the same pack
-share one download.
+high hit rates. Memory is bounded by ``capacity`` bytes of packs (six packs of the default
+size; more when a repository has small packs); concurrent readers of the same pack share one
+download.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ from concurrent.futures import Future
 
 from .backends.base import Backend
 
+CAPACITY = 96 * 1024 * 1024
+
 
 class PackCache:
-    def __init__(self, backend: Backend, capacity: int = 6) -> None:
+    def __init__(self, backend: Backend, capacity: int = CAPACITY) -> None:
         self.backend = backend
         self.capacity = capacity
         self._packs: OrderedDict[str, Future] = OrderedDict()
+        self._sizes: dict[str, int] = {}  # downloaded packs only
         self._lock = threading.Lock()
 
     def read_range(self, name: str, offset: int, length: int) -> bytes:
@@ -27,13 +31,15 @@ class PackCache:
             owner = future is None
             if owner:
                 future = self._packs[name] = Future()
-                while len(self._packs) > self.capacity:
-                    self._packs.popitem(last=False)
             else:
                 self._packs.move_to_end(name)
         if owner:
             try:
-                future.set_result(self.backend.read(name))
+                data = self.backend.read(name)
+                with self._lock:
+                    self._sizes[name] = len(data)
+                    self._evict(keep=name)
+                future.set_result(data)
             except BaseException as exc:
                 with self._lock:
                     if self._packs.get(name) is future:
@@ -41,3 +47,13 @@ class PackCache:
                 future.set_exception(exc)
         data = future.result()
         return data[offset : offset + length]
+
+    def _evict(self, keep: str) -> None:
+        """Drop the least recently used downloaded packs beyond the capacity (lock held)."""
+        total = sum(self._sizes.values())
+        for name in list(self._packs):
+            if total <= self.capacity:
+                break
+            if name != keep and name in self._sizes:
+                total -= self._sizes.pop(name)
+                del self._packs[name]

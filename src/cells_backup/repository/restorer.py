@@ -78,6 +78,9 @@ class Restorer:
         self._symlinks: list[tuple[str, dict]] = []
         self._links: list[tuple[str, str]] = []  # (first path, other name of the same inode)
         self._dirs: list[tuple[str, dict]] = []
+        # Remote repository: files are restored in the order of their data in the packs, so that
+        # the few packs kept in memory serve whole runs of files (`_queue_in_pack_order`).
+        self._by_pack: list[tuple[str, dict]] | None = [] if repo.remote else None
 
     def _error(self, path: str, message: str) -> None:
         with self._lock:
@@ -99,6 +102,7 @@ class Restorer:
             self._batch_bytes = 0
             self._pool = pool
             self._walk(tree_id, target, "", select)
+            self._queue_in_pack_order()
             self._flush_batch()
             self._drain(0)
         for first, path in self._links:
@@ -114,10 +118,22 @@ class Restorer:
     def _queue_file(self, path: str, node: dict) -> None:
         """Files go to the workers in batches: one task per file would cost more in thread
         hand-offs than restoring a small file does."""
+        if self._by_pack is not None:
+            self._by_pack.append((path, node))
+            return
         self._batch.append((path, node))
         self._batch_bytes += node.get("size", 0)
         if len(self._batch) >= 64 or self._batch_bytes >= 8 * 1024 * 1024:
             self._flush_batch()
+
+    def _queue_in_pack_order(self) -> None:
+        """Queue the files held back for a remote repository, sorted by where their data starts."""
+        if not self._by_pack:
+            return
+        files, self._by_pack = self._by_pack, None
+        files.sort(key=lambda item: self.repo.blob_position(item[1].get("content") or []))
+        for path, node in files:
+            self._queue_file(path, node)
 
     def _flush_batch(self) -> None:
         if self._batch:
