@@ -81,14 +81,45 @@ def test_hooks_stop_then_start_and_downtime_is_reported(repo, install, env, tmp_
 
 def test_start_hook_runs_even_when_backup_fails(repo, install, env, tmp_path):
     log = tmp_path / "hooks.log"
-    r = run_cli("--repo", repo, "backup", "--cells-dir", str(install), "--no-database",
-                "--extra-path", str(tmp_path / "does-not-exist"),
-                "--stop-command", f"echo stop >> {log}", "--start-command", f"echo start >> {log}", env=env)
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    r = run_cli("--repo", repo, "backup", "--cells-dir", str(install), "--no-database", "--extra-path", str(extra),
+                "--stop-command", f"echo stop >> {log}; rm -r {extra}", "--start-command", f"echo start >> {log}",
+                env=env)
     assert r.code == 1
     assert "does not exist" in r.stderr and "Traceback" not in r.stderr
     assert log.read_text().split() == ["stop", "start"]
     snaps = json.loads(run_cli("--repo", repo, "snapshots", "--json", env=env).stdout)
     assert snaps == []
+
+
+def test_a_missing_path_fails_before_cells_is_stopped(repo, install, env, tmp_path):
+    log = tmp_path / "hooks.log"
+    r = run_cli("--repo", repo, "backup", "--cells-dir", str(install), "--no-database",
+                "--extra-path", str(tmp_path / "does-not-exist"),
+                "--stop-command", f"echo stop >> {log}", "--start-command", f"echo start >> {log}", env=env)
+    assert r.code == 1 and "does not exist" in r.stderr
+    assert not log.exists()
+
+
+def test_files_changed_just_before_the_stop_are_in_the_snapshot(repo, install, env, tmp_path):
+    """Files are read once while Cells runs; what Cells writes until it stops is read again."""
+    assert run_cli("--repo", repo, "backup", "--cells-dir", str(install), "--no-database", env=env).code == 0
+    first = json.loads(run_cli("--repo", repo, "snapshots", "--json", env=env).stdout)[-1]
+    target = next(p for p in sorted((install / "data").rglob("*")) if p.is_file() and ".minio.sys" not in str(p))
+    grown = tmp_path / "grown"
+    grown.write_bytes(b"written while Cells was stopping\n" * 1000)
+    stop = f"cat {grown} >> {target}; echo stopped > {install}/stopped.txt"
+    r = run_cli("--repo", repo, "backup", "--cells-dir", str(install), "--no-database", "--stop-command", stop,
+                "--start-command", "true", "--json", env=env)
+    assert r.code == 0, r.stderr
+    snap = json.loads(r.stdout)["snapshot"]
+    assert snap["parent"] == first["id"]
+    out = tmp_path / "out"
+    restored = run_cli("--repo", repo, "restore", snap["id"], "--target", str(out), env=env)
+    assert restored.code == 0, restored.stderr
+    assert (out / str(target).lstrip("/")).read_bytes() == target.read_bytes()
+    assert (out / str(install).lstrip("/") / "stopped.txt").read_text() == "stopped\n"
 
 
 @pytest.mark.parametrize("damage", ["truncated", "not-json", "empty", "array"])

@@ -24,7 +24,7 @@ from ..repository.archiver import Progress, VirtualDir
 from ..repository.repository import Repository
 from ..repository.snapshot import Snapshot
 from .hooks import run_hook, wait_until
-from .trees import BackupRequest, run_backup
+from .trees import BackupRequest, read_ahead, run_backup
 
 DATABASE_ROOT = "/.cells-backup/databases"
 
@@ -220,8 +220,6 @@ def backup_installation(
     status = detect_running(inst)
     downtime = None
     if request.stop_command:
-        info("stopping Cells")
-        stopped_at.append(time.monotonic())
         started: list[float] = []
 
         def start_cells() -> None:
@@ -230,6 +228,12 @@ def backup_installation(
                 run_hook(request.start_command, "start")
                 info(f"Cells started again; downtime {time.monotonic() - stopped_at[0]:.1f} s")
 
+        # Cells still runs: files are stored now, so that while it is stopped only what changed
+        # since is read again (its data is the same as the parent's otherwise).
+        info("reading the files before stopping Cells")
+        backup_req.read_ahead = read_ahead(repo, backup_req)
+        info("stopping Cells")
+        stopped_at.append(time.monotonic())
         try:
             run_hook(request.stop_command, "stop")
             if not wait_until(lambda: not detect_running(inst).running, request.stop_timeout):

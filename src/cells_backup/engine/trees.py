@@ -71,6 +71,7 @@ class BackupRequest:
     cells_version: str | None = None
     live: bool = False
     lock_wait: float = LOCK_WAIT
+    read_ahead: Snapshot | None = None  # what `read_ahead` stored: the parent, its data counted
 
 
 def run_backup(
@@ -83,29 +84,19 @@ def run_backup(
     on_files_done: Callable[[], None] | None = None,
 ) -> Snapshot:
     """Archive the request's trees and streams and store the snapshot (written last)."""
-    for path in request.paths:
-        if not os.path.lexists(path):
-            raise CellsBackupError(f"{path} does not exist")
-    paths = [os.path.abspath(p) for p in request.paths]
+    paths = _existing_paths(request)
     with Lock(repo, exclusive=False, purpose="backup").acquire(request.lock_wait):
         repo.load_index()
-        parent = choose_parent(repo, paths, socket.gethostname())
+        parent = request.read_ahead or choose_parent(repo, paths, socket.gethostname())
         if parent is not None and progress is not None:
             progress.expected_bytes = int(parent.summary.get("total_bytes", 0))
-        user_exclude = exclude_matcher(request.excludes)
-        extra_exclude = request.exclude_fn
-
-        def exclude(path: str, is_dir: bool) -> bool:
-            if user_exclude is not None and user_exclude(path, is_dir):
-                return True
-            return extra_exclude is not None and extra_exclude(path, is_dir)
-
-        with BlobWriter(repo) as writer:
-            archiver = Archiver(repo, writer, parent=parent, exclude=exclude, progress=progress, warn=warn,
-                                on_files_done=on_files_done)
-            tree_id = archiver.archive(paths, request.virtual)
+        tree_id, archiver = _archive(repo, request, paths, parent, request.virtual, progress, warn, on_files_done)
         snapshot = make_snapshot(repo, tree_id, paths, archiver, parent=parent, tags=request.tags,
                                  when=request.time, extra=request.extra)
+        if request.read_ahead is not None:  # not a stored snapshot: record the real parent, count its data
+            snapshot.parent = request.read_ahead.parent
+            for key in ("data_added", "blobs_new", "data_stored"):
+                snapshot.summary[key] = snapshot.summary.get(key, 0) + request.read_ahead.summary.get(key, 0)
         snapshot.components = request.components
         snapshot.cells_version = request.cells_version
         snapshot.live = request.live
@@ -113,6 +104,47 @@ def run_backup(
             before_snapshot(snapshot)
         repo.save_snapshot(snapshot)
     return snapshot
+
+
+def _existing_paths(request: BackupRequest) -> list[str]:
+    for path in request.paths:
+        if not os.path.lexists(path):
+            raise CellsBackupError(f"{path} does not exist")
+    return [os.path.abspath(p) for p in request.paths]
+
+
+def _archive(repo: Repository, request: BackupRequest, paths: list[str], parent: Snapshot | None,
+             virtual: list[VirtualDir], progress: Progress | None, warn: Callable[[str], None] | None,
+             on_files_done: Callable[[], None] | None) -> tuple[str, Archiver]:
+    """Store the trees (and streams) of a request; returns the root tree id and the archiver."""
+    user_exclude = exclude_matcher(request.excludes)
+    extra_exclude = request.exclude_fn
+
+    def exclude(path: str, is_dir: bool) -> bool:
+        if user_exclude is not None and user_exclude(path, is_dir):
+            return True
+        return extra_exclude is not None and extra_exclude(path, is_dir)
+
+    with BlobWriter(repo) as writer:
+        archiver = Archiver(repo, writer, parent=parent, exclude=exclude, progress=progress, warn=warn,
+                            on_files_done=on_files_done)
+        tree_id = archiver.archive(paths, virtual)
+    return tree_id, archiver
+
+
+def read_ahead(repo: Repository, request: BackupRequest) -> Snapshot:
+    """Store the request's files (not its streams) without writing a snapshot.
+
+    Used before Cells is stopped: the snapshot returned, kept in memory, is then the parent of the
+    real backup, which re-reads only what changed since, so Cells stays stopped for a quick check
+    of the files instead of a full one. What this pass stores is re-used, or removed by `prune`.
+    """
+    paths = _existing_paths(request)
+    with Lock(repo, exclusive=False, purpose="backup").acquire(request.lock_wait):
+        repo.load_index()
+        parent = choose_parent(repo, paths, socket.gethostname())
+        tree_id, archiver = _archive(repo, request, paths, parent, [], None, lambda _m: None, None)
+        return make_snapshot(repo, tree_id, paths, archiver, parent=parent, tags=request.tags, when=request.time)
 
 
 def ensure_empty_target(target: str, force: bool) -> None:

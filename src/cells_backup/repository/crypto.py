@@ -69,7 +69,7 @@ def open_sealed(cipher: AESGCM, sealed: bytes | memoryview, what: str, associate
         raise IntegrityError(f"{what}: too short to be an encrypted object")
     view = memoryview(sealed)
     try:
-        return cipher.decrypt(bytes(view[:NONCE_SIZE]), bytes(view[NONCE_SIZE:]), associated)
+        return cipher.decrypt(view[:NONCE_SIZE], view[NONCE_SIZE:], associated)  # no copy of the input
     except InvalidTag:
         raise IntegrityError(f"{what}: authentication failed (damaged or not from this repository)") from None
 
