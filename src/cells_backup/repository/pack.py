@@ -12,10 +12,11 @@ import struct
 import threading
 
 import zstandard
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..errors import IntegrityError
-from .crypto import OVERHEAD, blob_id, open_sealed, seal
+from .crypto import NONCE_SIZE, OVERHEAD, blob_id, open_sealed, seal
 from .index import PackEntry
 
 _MAGIC = b"CBPK\x01"
@@ -41,6 +42,26 @@ def encode_blob(cipher: AESGCM, compressor: zstandard.ZstdCompressor, data: byte
 
 
 _local = threading.local()
+_SCRATCH_MAX = 16 * 1024 * 1024  # larger blobs (big trees) get a buffer of their own
+
+
+def _open_into_scratch(cipher: AESGCM, stored: bytes | memoryview, what: str) -> bytes | memoryview:
+    """Decrypt into this thread's scratch buffer (valid until its next call): a restore then
+    allocates one buffer per blob, its plaintext, instead of two."""
+    size = len(stored) - OVERHEAD
+    decrypt_into = getattr(cipher, "decrypt_into", None)  # cryptography >= 45
+    if decrypt_into is None or not 0 <= size <= _SCRATCH_MAX:
+        return open_sealed(cipher, stored, what)
+    scratch = getattr(_local, "scratch", None)
+    if scratch is None or len(scratch) < size:
+        scratch = _local.scratch = bytearray(max(size, 1 << 20))
+    view = memoryview(stored)
+    out = memoryview(scratch)[:size]
+    try:
+        decrypt_into(view[:NONCE_SIZE], view[NONCE_SIZE:], None, out)
+    except InvalidTag:
+        raise IntegrityError(f"{what}: authentication failed (damaged or not from this repository)") from None
+    return out
 
 
 def _decompressor() -> zstandard.ZstdDecompressor:
@@ -55,7 +76,7 @@ def decode_blob(
     cipher: AESGCM, identity_key: bytes, stored: bytes | memoryview, expected: bytes, raw_length: int, what: str
 ) -> bytes:
     """Decrypt, decompress and verify a blob against its id."""
-    plain = open_sealed(cipher, stored, what)
+    plain = _open_into_scratch(cipher, stored, what)
     if not plain:
         raise IntegrityError(f"{what}: empty blob")
     flag, body = plain[0], memoryview(plain)[1:]

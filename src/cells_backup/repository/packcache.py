@@ -25,7 +25,7 @@ class PackCache:
         self._sizes: dict[str, int] = {}  # downloaded packs only
         self._lock = threading.Lock()
 
-    def read_range(self, name: str, offset: int, length: int) -> bytes:
+    def read_range(self, name: str, offset: int, length: int) -> memoryview:
         with self._lock:
             future = self._packs.get(name)
             owner = future is None
@@ -35,7 +35,8 @@ class PackCache:
                 self._packs.move_to_end(name)
         if owner:
             try:
-                data = self.backend.read(name)
+                read = getattr(self.backend, "read_buffer", None) or self.backend.read
+                data = memoryview(read(name))
                 with self._lock:
                     self._sizes[name] = len(data)
                     self._evict(keep=name)
@@ -46,7 +47,7 @@ class PackCache:
                         del self._packs[name]  # a failed download is not cached
                 future.set_exception(exc)
         data = future.result()
-        return data[offset : offset + length]
+        return data[offset : offset + length]  # a view: blobs are decrypted from the pack without a copy
 
     def _evict(self, keep: str) -> None:
         """Drop the least recently used downloaded packs beyond the capacity (lock held)."""

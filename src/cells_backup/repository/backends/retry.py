@@ -126,6 +126,11 @@ class RetryingBackend:
         """Retried whole: a read has no side effect."""
         return self._call(lambda: self.inner.read(name))
 
+    def read_buffer(self, name: str) -> bytes | memoryview:
+        """`read` without a copy where the backend offers one (S3), retried alike."""
+        read = getattr(self.inner, "read_buffer", None) or self.inner.read
+        return self._call(lambda: read(name))
+
     def read_range(self, name: str, offset: int, length: int) -> bytes:
         """Retried whole."""
         return self._call(lambda: self.inner.read_range(name, offset, length))

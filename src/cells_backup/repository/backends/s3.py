@@ -289,6 +289,14 @@ class S3Backend:
         except Exception as exc:
             raise self._error(exc, "read", name) from None
 
+    def read_buffer(self, name: str) -> memoryview:
+        """Whole object as a read-only view of the client's buffer: no copy into Python bytes."""
+        key = _check_name(name)
+        try:
+            return memoryview(self._store.get(key).bytes())
+        except Exception as exc:
+            raise self._error(exc, "read", name) from None
+
     def read_range(self, name: str, offset: int, length: int) -> bytes:
         """Like a file's seek+read: short or empty at the end, negative offsets from the end."""
         key = _check_name(name)
