@@ -1,7 +1,7 @@
 """Whole packs kept in memory for remote backends, where one request per blob would be slow.
 
 Restores read blobs in roughly the order they were packed, so a handful of recent packs gives
-high hit rates. Memory is bounded by ``capacity`` bytes of packs (six packs of the default
+high hit rates. Memory is bounded by ``capacity`` bytes of packs (four packs of the default
 size; more when a repository has small packs); concurrent readers of the same pack share one
 download.
 """
@@ -14,7 +14,7 @@ from concurrent.futures import Future
 
 from .backends.base import Backend
 
-CAPACITY = 96 * 1024 * 1024
+CAPACITY = 64 * 1024 * 1024
 
 
 class PackCache:
