@@ -18,7 +18,8 @@ from typing import BinaryIO
 
 HEAD_LIMIT = 1 << 20
 _READ = 64 * 1024
-_CREATE = re.compile(rb"^CREATE TABLE (`(?:[^`]|``)+`) \(\n(.*?)\n\)([^\n]*);\n", re.S | re.M)
+# A table part's CREATE TABLE statement: name, the definition lines, the table options.
+CREATE_TABLE = re.compile(rb"^CREATE TABLE (`(?:[^`]|``)+`) \(\n(.*?)\n\)([^\n]*);\n", re.S | re.M)
 _DEFERRABLE = re.compile(rb"^  (?:UNIQUE )?KEY `")
 _AUTO_COLUMN = re.compile(rb"^  (`(?:[^`]|``)+`) [^\n]* AUTO_INCREMENT(?:,|$)")
 _PRIMARY_FIRST = re.compile(rb"^  PRIMARY KEY \((`(?:[^`]|``)+`)")
@@ -32,7 +33,7 @@ def read_head(stream: BinaryIO) -> bytes:
         if not data:
             break
         head += data
-        if _CREATE.search(head) or b"\nINSERT " in head:
+        if CREATE_TABLE.search(head) or b"\nINSERT " in head:
             break
     return head
 
@@ -42,7 +43,7 @@ def defer_keys(head: bytes) -> tuple[bytes, bytes]:
 
     Returns (head, b"") when nothing is deferred.
     """
-    m = _CREATE.search(head)
+    m = CREATE_TABLE.search(head)
     if m is None:
         return head, b""
     lines = m.group(2).split(b"\n")

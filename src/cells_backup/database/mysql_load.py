@@ -46,7 +46,7 @@ from cells_backup.errors import TargetNotEmptyError
 
 COPY_SIZE = 1 << 20
 SLICE_MIN = 32 << 20  # a table part smaller than this is loaded by one session
-Splitter = Callable[..., list]
+Splitter = Callable[[int, int], list[Callable[[], BinaryIO]]]  # (slices, min bytes) -> openers
 
 
 def session_preamble(skip_binlog: bool, unique_checks: bool = False) -> bytes:

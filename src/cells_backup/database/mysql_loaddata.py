@@ -21,9 +21,9 @@ import re
 from typing import BinaryIO
 
 from cells_backup.database.errors import DatabaseError
+from cells_backup.database.mysql_keys import CREATE_TABLE
 
 BLOCK = 1 << 20
-_CREATE = re.compile(rb"^CREATE TABLE (`(?:[^`]|``)+`) \(\n(.*?)\n\)[^\n]*;\n", re.S | re.M)
 _COLUMN = re.compile(rb"^  (`(?:[^`]|``)+`) ([a-z]+)")
 _BINARY = {b"binary", b"varbinary", b"tinyblob", b"blob", b"mediumblob", b"longblob"}
 _NOT_TEXT = {
@@ -44,7 +44,7 @@ def load_statement(head: bytes, data: bytes, path: str) -> bytes | None:
 
     `head` holds the part's CREATE TABLE statement; `data` starts with its first INSERT line.
     """
-    m = _CREATE.search(head)
+    m = CREATE_TABLE.search(head)
     if m is None:
         return None
     table = m.group(1)

@@ -63,12 +63,26 @@ def seal(cipher: AESGCM, plaintext: bytes | memoryview, associated: bytes | None
     return nonce + cipher.encrypt(nonce, bytes(plaintext), associated)
 
 
-def open_sealed(cipher: AESGCM, sealed: bytes | memoryview, what: str, associated: bytes | None = None) -> bytes:
-    """Decrypt and authenticate; raise IntegrityError naming ``what`` when it fails."""
+def open_sealed(
+    cipher: AESGCM,
+    sealed: bytes | memoryview,
+    what: str,
+    associated: bytes | None = None,
+    out: memoryview | None = None,
+) -> bytes | memoryview:
+    """Decrypt and authenticate; raise IntegrityError naming ``what`` when it fails.
+
+    `out` (exactly ``len(sealed) - OVERHEAD`` bytes): decrypt into it and return it, where the
+    cryptography version can (``decrypt_into``, 45 and later); otherwise a new bytes object.
+    """
     if len(sealed) < OVERHEAD:
         raise IntegrityError(f"{what}: too short to be an encrypted object")
     view = memoryview(sealed)
+    decrypt_into = getattr(cipher, "decrypt_into", None) if out is not None else None
     try:
+        if decrypt_into is not None:
+            decrypt_into(view[:NONCE_SIZE], view[NONCE_SIZE:], associated, out)
+            return out
         return cipher.decrypt(view[:NONCE_SIZE], view[NONCE_SIZE:], associated)  # no copy of the input
     except InvalidTag:
         raise IntegrityError(f"{what}: authentication failed (damaged or not from this repository)") from None

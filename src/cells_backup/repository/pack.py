@@ -12,11 +12,10 @@ import struct
 import threading
 
 import zstandard
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..errors import IntegrityError
-from .crypto import NONCE_SIZE, OVERHEAD, blob_id, open_sealed, seal
+from .crypto import OVERHEAD, blob_id, open_sealed, seal
 from .index import PackEntry
 
 _MAGIC = b"CBPK\x01"
@@ -49,19 +48,12 @@ def _open_into_scratch(cipher: AESGCM, stored: bytes | memoryview, what: str) ->
     """Decrypt into this thread's scratch buffer (valid until its next call): a restore then
     allocates one buffer per blob, its plaintext, instead of two."""
     size = len(stored) - OVERHEAD
-    decrypt_into = getattr(cipher, "decrypt_into", None)  # cryptography >= 45
-    if decrypt_into is None or not 0 <= size <= _SCRATCH_MAX:
+    if not 0 <= size <= _SCRATCH_MAX:
         return open_sealed(cipher, stored, what)
     scratch = getattr(_local, "scratch", None)
     if scratch is None or len(scratch) < size:
         scratch = _local.scratch = bytearray(max(size, 1 << 20))
-    view = memoryview(stored)
-    out = memoryview(scratch)[:size]
-    try:
-        decrypt_into(view[:NONCE_SIZE], view[NONCE_SIZE:], None, out)
-    except InvalidTag:
-        raise IntegrityError(f"{what}: authentication failed (damaged or not from this repository)") from None
-    return out
+    return open_sealed(cipher, stored, what, out=memoryview(scratch)[:size])
 
 
 def _decompressor() -> zstandard.ZstdDecompressor:
