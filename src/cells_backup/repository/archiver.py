@@ -32,9 +32,8 @@ from .fileread import (
     Slurp,
     open_for_read,
     read_full,
-    stat_many,
 )
-from .fsmeta import base_node, node_type, read_xattrs
+from .fsmeta import base_node, group_name, node_type, read_xattrs, user_name
 from .index import DATA, TREE
 from .repository import Repository
 from .snapshot import Snapshot
@@ -98,6 +97,32 @@ class _Trie:
         self.children: dict[str, _Trie] = {}
         self.real: str | None = None
         self.virtual: VirtualDir | None = None
+
+
+def _same_inode_state(prev: dict, st: os.stat_result) -> bool:
+    """True when the parent's node was taken from this very inode state (nothing changed since)."""
+    return (
+        prev.get("ctime") == st.st_ctime_ns
+        and prev.get("inode") == st.st_ino
+        and prev.get("dev") == st.st_dev
+        and prev.get("mtime") == st.st_mtime_ns
+        and prev.get("mode") == stat.S_IMODE(st.st_mode)
+        and prev.get("uid") == st.st_uid
+        and prev.get("gid") == st.st_gid
+        and prev.get("type") == node_type(st.st_mode)
+    )
+
+
+_FILE_NODE_KEYS = frozenset(base_node("", os.stat_result((0o100644,) + (0,) * 9), tree.FILE)) | {"content", "size"}
+
+
+def _reusable_file_node(prev: dict) -> bool:
+    """A parent's file node that this version would write the same (same fields, same names)."""
+    return (
+        prev.keys() - {"xattrs"} == _FILE_NODE_KEYS
+        and prev["user"] == user_name(prev["uid"])
+        and prev["group"] == group_name(prev["gid"])
+    )
 
 
 def _split(path: str) -> list[str]:
@@ -267,34 +292,56 @@ class Archiver:
         except OSError as exc:
             self._error(path, f"cannot list directory: {exc.strerror}")
             return self._save_tree([])
-        # lstat and xattrs in parallel, a batch per job: on a cold cache each one waits for the disk.
-        paths = [child for _name, child in entries]
-        stats = stat_many(self._readers, paths)
+        # Stats one by one: on a cold cache a directory's inodes come in together with the first
+        # one, and threads here cost more in hand-offs than they save.
+        nodes: list[dict] = []
         items = []
-        for (name, child), (st, xattrs) in zip(entries, stats, strict=True):
-            if isinstance(st, OSError):
-                if not isinstance(st, FileNotFoundError):  # vanished since the listing: simply not here
-                    self._error(child, f"cannot read: {st.strerror}")
+        for name, child in entries:
+            try:
+                st = os.lstat(child)
+            except OSError as exc:
+                if not isinstance(exc, FileNotFoundError):  # vanished since the listing: simply not here
+                    self._error(child, f"cannot read: {exc.strerror}")
                 continue
             if self.exclude is not None and self.exclude(child, stat.S_ISDIR(st.st_mode)):
                 continue
             prev = parent_nodes.get(name)
+            if prev is not None and _same_inode_state(prev, st):
+                # Writing an xattr moves ctime: same inode and ctime means the same xattrs.
+                xattrs = prev.get("xattrs", {})
+                if stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
+                    reused = self._unchanged(st, prev)
+                    if reused is not None and _reusable_file_node(prev):
+                        nodes.append(self._reuse_file(child, prev))
+                        continue
+            else:
+                xattrs = read_xattrs(child)
             reused = self._unchanged(st, prev) if stat.S_ISREG(st.st_mode) else None
             items.append((name, child, st, prev, xattrs, reused))
         window = PrefetchWindow(self._readers, [
             i for i, (_n, _child, st, _prev, _x, reused) in enumerate(items)
             if reused is None and stat.S_ISREG(st.st_mode) and st.st_size <= SMALL_FILE and st.st_nlink == 1
         ], items, self._prepare_small)
-        nodes = []
         for i, (name, child, st, prev, xattrs, reused) in enumerate(items):
             node = self._archive_entry(child, name, st, prev, window.take(i), xattrs, reused)
             if node is not None:
                 nodes.append(node)
+        nodes.sort(key=lambda n: n["name"])
         if parent_list and nodes == parent_list and self.repo.index.has_stored(bytes.fromhex(parent_subtree)):
             return parent_subtree  # nothing changed here: the parent's listing is this one, byte for byte
         return self._save_tree(nodes)
 
     # ------------------------------------------------------------------ files
+    def _reuse_file(self, path: str, prev: dict) -> dict:
+        """An unchanged single-link file: the parent's node is this one, field for field."""
+        self.progress.current = path
+        self.progress.files += 1
+        self.progress.bytes += prev["size"]
+        self.summary.total_files += 1
+        self.summary.total_bytes += prev["size"]
+        self.summary.files_unmodified += 1
+        return prev
+
     def _unchanged(self, st: os.stat_result, prev: dict | None) -> list[str] | None:
         if (
             prev is None

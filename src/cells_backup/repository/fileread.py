@@ -12,27 +12,9 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
-from .fsmeta import read_xattrs
-
 SMALL_FILE = 1024 * 1024  # files up to this size are read ahead by reader threads
 READ_THREADS = 3  # reads wait for the disk: a few threads keep it busy; more only fight for the GIL
 Slurp = tuple  # (data, stat after reading, error, prepared): what a reader thread hands back
-
-
-def stat_many(pool: ThreadPoolExecutor, paths: list[str], batch: int = 32) -> list[tuple]:
-    """`lstat_with_xattrs` of each path, in order; batches in the pool when there are many."""
-    if len(paths) <= 8:
-        return [lstat_with_xattrs(p) for p in paths]
-    jobs = [pool.submit(lambda part: [lstat_with_xattrs(p) for p in part], paths[i:i + batch])
-            for i in range(0, len(paths), batch)]
-    return [result for job in jobs for result in job.result()]
-
-
-def lstat_with_xattrs(path: str) -> tuple[os.stat_result | OSError, dict]:
-    try:
-        return os.lstat(path), read_xattrs(path)
-    except OSError as exc:
-        return exc, {}
 
 
 def open_for_read(path: str) -> int:

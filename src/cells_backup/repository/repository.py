@@ -23,7 +23,7 @@ from ..errors import (
 )
 from .backends.base import Backend
 from .crypto import MasterKey, blob_id, content_hash, open_sealed, seal
-from .index import TREE, ChunkIndex, index_entries
+from .index import TREE, ChunkIndex, index_packs
 from .keys import KeyFile, make_key_file, open_master_key
 from .pack import decode_blob
 from .packcache import PackCache
@@ -160,16 +160,15 @@ class Repository:
             file_id = name.split("/", 1)[1]
             try:
                 data = self.read_sealed("index", file_id)
-                entries = index_entries(data, name)  # validates the whole layout first
+                packs = index_packs(data, name)  # validates the whole layout first
             except (IntegrityError, NotFoundError) as exc:
                 if strict:
                     raise
                 damaged.append(f"{name}: {exc}")
                 continue
             self.index_files.add(file_id)
-            add = self.index.add
-            for pack, (kind, blob, offset, length, raw_length) in entries:
-                add(blob, pack, offset, length, raw_length, kind)
+            for pack, rows in packs:
+                self.index.add_pack(pack, rows)
         self._index_loaded = True
         return damaged
 
