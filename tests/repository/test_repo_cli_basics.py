@@ -43,6 +43,33 @@ def test_unchanged_rerun_reads_no_file_and_adds_nothing(repo, source, env):
     assert summary["data_added"] < 4096
 
 
+def test_metadata_only_changes_reach_the_next_snapshot(repo, source, tmp_path, env):
+    """Unchanged files are taken from the parent snapshot; a change of xattr, mode or owner alone
+    (which moves only ctime) must still be seen, and untouched xattrs must be carried over."""
+    a, c = source / "a.txt", source / "c.txt"
+    c.write_text("kept as is\n")
+    os.setxattr(a, "user.cells.note", b"first")
+    os.setxattr(c, "user.cells.note", b"untouched")
+    run_cli("--repo", repo, "backup", "--no-cells", "--extra-path", str(source), env=env, check=True)
+    before = os.stat(a)
+    os.setxattr(a, "user.cells.note", b"second")
+    os.chmod(source / "dir", 0o711)
+    os.utime(a, ns=(before.st_atime_ns, before.st_mtime_ns))  # same mtime and size: only ctime moved
+    if os.geteuid() == 0:
+        os.chown(c, 4321, 4321)
+    r = run_cli("--repo", repo, "backup", "--no-cells", "--extra-path", str(source), "--json", env=env)
+    assert r.code == 0, r.stderr
+    target = tmp_path / "out"
+    run_cli("--repo", repo, "restore", "latest", "--target", str(target), env=env, check=True)
+    restored = target / str(source).lstrip("/")
+    assert os.getxattr(restored / "a.txt", "user.cells.note") == b"second"
+    assert os.getxattr(restored / "c.txt", "user.cells.note") == b"untouched"
+    assert os.stat(restored / "dir").st_mode & 0o777 == 0o711
+    if os.geteuid() == 0:
+        assert (os.stat(restored / "c.txt").st_uid, os.stat(restored / "c.txt").st_gid) == (4321, 4321)
+    assert tree_state(restored) == tree_state(source)
+
+
 def test_snapshots_json_has_the_promised_keys(repo, source, env):
     run_cli("--repo", repo, "backup", "--no-cells", "--extra-path", str(source), "--tag", "nightly",
             env=env, check=True)
