@@ -1,7 +1,7 @@
 """Where each blob lives: the compact in-memory index and the index file format.
 
 The in-memory index is an open-addressing hash table over flat arrays, about
-60 bytes per blob and no Python object per blob, so memory grows slowly with
+70 bytes per blob and no Python object per blob, so memory grows slowly with
 the number of chunks. Blob ids are keyed hashes, so their first 8 bytes are
 already uniformly distributed and serve as the hash.
 """
@@ -9,6 +9,7 @@ already uniformly distributed and serve as the hash.
 from __future__ import annotations
 
 import struct
+import sys
 from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ class ChunkIndex:
 
     def __init__(self) -> None:
         self._ids = bytearray()
+        self._keys = array("Q")  # first 8 bytes of each id: the hash, compared before the id
         self._pack = array("I")
         self._offset = array("I")
         self._length = array("I")
@@ -68,23 +70,26 @@ class ChunkIndex:
         slots, mask, ids = self._slots, self._mask, self._ids
         if len(slots) != mask + 1:  # caught between the two assignments of a grow: retry
             return self._find(blob)
-        slot = int.from_bytes(blob[:8], "little") & mask
+        keys = self._keys
+        value = int.from_bytes(blob[:8], "little")
+        slot = value & mask
         while True:
             entry = slots[slot]
             if entry == 0:
                 return slot, -1
             rec = entry - 1
-            start = rec * ID_SIZE
-            if ids[start : start + ID_SIZE] == blob:
+            if keys[rec] == value and ids[rec * ID_SIZE : entry * ID_SIZE] == blob:
                 return slot, rec
             slot = (slot + 1) & mask
 
-    def _grow(self) -> None:
+    def _grow(self, entries: int = 0) -> None:
+        """Double the table, or more until ``entries`` fit under the load factor."""
         size = (self._mask + 1) * 2
-        slots, mask, ids = array("I", bytes(4 * size)), size - 1, self._ids
-        for rec in range(len(self._pack)):
-            start = rec * ID_SIZE
-            slot = int.from_bytes(ids[start : start + 8], "little") & mask
+        while entries * 3 > size * 2:
+            size *= 2
+        slots, mask = array("I", bytes(4 * size)), size - 1
+        for rec, value in enumerate(self._keys):
+            slot = value & mask
             while slots[slot]:
                 slot = (slot + 1) & mask
             slots[slot] = rec + 1
@@ -93,45 +98,42 @@ class ChunkIndex:
     def add_pack(self, pack: bytes, rows: list[tuple]) -> None:
         """Record the blobs of one pack, ``rows`` as in an index file (type, id, offset, length,
         raw length); ids already known with a pack are left as they are. Same result as ``add``
-        per row, in one tight loop: this is most of the time it takes to open a repository.
-        Not for use while other threads look blobs up (records are published before filled)."""
+        per row, with the common case (all ids new) in one tight loop: this is most of the time
+        it takes to open a repository. Not for use while other threads look blobs up."""
         if not rows:
             return
-        while (len(self._pack) + len(rows)) * 3 > (self._mask + 1) * 2:
-            self._grow()
-        pack_no = self.pack_number(pack)
-        slots, mask, ids = self._slots, self._mask, self._ids
-        from_bytes = int.from_bytes
-        record = known = len(self._pack)
-        kept: list[tuple] | None = None
-        for n, row in enumerate(rows):
-            blob = row[1]
-            slot = from_bytes(blob[:8], "little") & mask
-            while True:
-                entry = slots[slot]
-                if entry == 0:
-                    break
-                start = (entry - 1) * ID_SIZE
-                if ids[start : start + ID_SIZE] == blob:
+        if (len(self._pack) + len(rows)) * 3 > (self._mask + 1) * 2:
+            self._grow(len(self._pack) + len(rows))
+        joined = b"".join([row[1] for row in rows])
+        if sys.byteorder == "little" and len(joined) == ID_SIZE * len(rows):
+            hashes = memoryview(joined).cast("Q")[:: ID_SIZE // 8].tolist()  # first 8 bytes of each id
+        else:
+            hashes = [int.from_bytes(row[1][:8], "little") for row in rows]
+        slots, mask, ids, keys = self._slots, self._mask, self._ids, self._keys
+        base = len(self._pack)
+        ids += joined
+        keys.extend(hashes)
+        taken = []
+        for n, value in enumerate(hashes):
+            slot = value & mask
+            entry = slots[slot]
+            while entry:
+                if keys[entry - 1] == value and ids[(entry - 1) * ID_SIZE : entry * ID_SIZE] == rows[n][1]:
                     break
                 slot = (slot + 1) & mask
-            if entry:  # known already: fill in a pending reservation, else keep the first location
-                if kept is None:
-                    kept = list(rows[:n])
-                if entry <= known and self._pack[entry - 1] == PENDING_PACK:
-                    self.add(blob, pack, row[2], row[3], row[4], row[0])
-                continue
-            ids += blob
-            record += 1
-            slots[slot] = record
-            if kept is not None:
-                kept.append(row)
-        if kept is None:
-            kept = rows
-        if not kept:
-            return
-        types, _ids, offsets, lengths, raws = zip(*kept, strict=True)
-        self._pack.extend(array("I", [pack_no]) * len(kept))
+                entry = slots[slot]
+            if entry:  # a known id: undo this pack and take its rows one by one
+                for slot in taken:
+                    slots[slot] = 0
+                del ids[base * ID_SIZE :]
+                del keys[base:]
+                for kind, blob, offset, length, raw in rows:
+                    self.add(blob, pack, offset, length, raw, kind)
+                return
+            slots[slot] = base + n + 1
+            taken.append(slot)
+        types, _ids, offsets, lengths, raws = zip(*rows, strict=True)
+        self._pack.extend(array("I", [self.pack_number(pack)]) * len(rows))
         self._offset.extend(array("I", offsets))
         self._length.extend(array("I", lengths))
         self._raw.extend(array("I", raws))
@@ -165,6 +167,7 @@ class ChunkIndex:
             self._type[rec] = type
             return True
         self._ids += blob
+        self._keys.append(int.from_bytes(blob[:8], "little"))
         self._pack.append(pack_no)
         self._offset.append(offset)
         self._length.append(length)
@@ -197,7 +200,7 @@ class ChunkIndex:
                                      self._type[rec])
 
     def memory_bytes(self) -> int:
-        arrays = (self._pack, self._offset, self._length, self._raw, self._type, self._slots)
+        arrays = (self._keys, self._pack, self._offset, self._length, self._raw, self._type, self._slots)
         return len(self._ids) + sum(a.itemsize * len(a) for a in arrays)
 
 
