@@ -120,10 +120,10 @@ def _archive(repo: Repository, request: BackupRequest, paths: list[str], parent:
     user_exclude = exclude_matcher(request.excludes)
     extra_exclude = request.exclude_fn
 
-    def exclude(path: str, is_dir: bool) -> bool:
-        if user_exclude is not None and user_exclude(path, is_dir):
-            return True
-        return extra_exclude is not None and extra_exclude(path, is_dir)
+    def both(path: str, is_dir: bool) -> bool:
+        return user_exclude(path, is_dir) or extra_exclude(path, is_dir)
+
+    exclude = both if user_exclude and extra_exclude else user_exclude or extra_exclude
 
     with BlobWriter(repo) as writer:
         archiver = Archiver(repo, writer, parent=parent, exclude=exclude, progress=progress, warn=warn,

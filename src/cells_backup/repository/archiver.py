@@ -99,6 +99,10 @@ class _Trie:
         self.virtual: VirtualDir | None = None
 
 
+_TYPE_OF_FORMAT = {stat.S_IFMT(m): node_type(m) for m in (
+    stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK, stat.S_IFIFO, stat.S_IFCHR, stat.S_IFBLK, stat.S_IFSOCK)}
+
+
 def _same_inode_state(prev: dict, st: os.stat_result) -> bool:
     """True when the parent's node was taken from this very inode state (nothing changed since)."""
     return (
@@ -109,20 +113,11 @@ def _same_inode_state(prev: dict, st: os.stat_result) -> bool:
         and prev.get("mode") == stat.S_IMODE(st.st_mode)
         and prev.get("uid") == st.st_uid
         and prev.get("gid") == st.st_gid
-        and prev.get("type") == node_type(st.st_mode)
+        and prev.get("type") == _TYPE_OF_FORMAT.get(stat.S_IFMT(st.st_mode))
     )
 
 
 _FILE_NODE_KEYS = frozenset(base_node("", os.stat_result((0o100644,) + (0,) * 9), tree.FILE)) | {"content", "size"}
-
-
-def _reusable_file_node(prev: dict) -> bool:
-    """A parent's file node that this version would write the same (same fields, same names)."""
-    return (
-        prev.keys() - {"xattrs"} == _FILE_NODE_KEYS
-        and prev["user"] == user_name(prev["uid"])
-        and prev["group"] == group_name(prev["gid"])
-    )
 
 
 def _split(path: str) -> list[str]:
@@ -287,8 +282,7 @@ class Archiver:
         parent_list = self._parent_list(parent_subtree)
         parent_nodes = {n["name"]: n for n in parent_list}
         try:
-            with os.scandir(path) as it:
-                entries = sorted((e.name, e.path) for e in it)
+            names = sorted(os.listdir(path))
         except OSError as exc:
             self._error(path, f"cannot list directory: {exc.strerror}")
             return self._save_tree([])
@@ -296,7 +290,10 @@ class Archiver:
         # one, and threads here cost more in hand-offs than they save.
         nodes: list[dict] = []
         items = []
-        for name, child in entries:
+        prefix = path if path.endswith(os.sep) else path + os.sep
+        reused_bytes = 0
+        for name in names:
+            child = prefix + name
             try:
                 st = os.lstat(child)
             except OSError as exc:
@@ -309,15 +306,16 @@ class Archiver:
             if prev is not None and _same_inode_state(prev, st):
                 # Writing an xattr moves ctime: same inode and ctime means the same xattrs.
                 xattrs = prev.get("xattrs", {})
-                if stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
-                    reused = self._unchanged(st, prev)
-                    if reused is not None and _reusable_file_node(prev):
-                        nodes.append(self._reuse_file(child, prev))
-                        continue
+                if st.st_nlink == 1 and self._reusable_file(prev, st):
+                    nodes.append(prev)  # unchanged: the parent's node is this one, field for field
+                    reused_bytes += st.st_size
+                    continue
             else:
                 xattrs = read_xattrs(child)
             reused = self._unchanged(st, prev) if stat.S_ISREG(st.st_mode) else None
             items.append((name, child, st, prev, xattrs, reused))
+        if nodes:
+            self._count_reused(path, len(nodes), reused_bytes)
         window = PrefetchWindow(self._readers, [
             i for i, (_n, _child, st, _prev, _x, reused) in enumerate(items)
             if reused is None and stat.S_ISREG(st.st_mode) and st.st_size <= SMALL_FILE and st.st_nlink == 1
@@ -332,15 +330,27 @@ class Archiver:
         return self._save_tree(nodes)
 
     # ------------------------------------------------------------------ files
-    def _reuse_file(self, path: str, prev: dict) -> dict:
-        """An unchanged single-link file: the parent's node is this one, field for field."""
+    def _reusable_file(self, prev: dict, st: os.stat_result) -> bool:
+        """A parent's file node that this version would write the same for ``st`` (same inode
+        state, same fields, same owner names) and whose blobs are all still stored."""
+        if (
+            prev.get("size") != st.st_size
+            or prev["type"] != tree.FILE
+            or len(prev) != len(_FILE_NODE_KEYS) + ("xattrs" in prev)
+            or prev.get("user") != user_name(st.st_uid)
+            or prev.get("group") != group_name(st.st_gid)
+        ):
+            return False
+        has_stored, fromhex = self.repo.index.has_stored, bytes.fromhex
+        return all(has_stored(fromhex(blob)) for blob in prev.get("content", ()))
+
+    def _count_reused(self, path: str, files: int, size: int) -> None:
         self.progress.current = path
-        self.progress.files += 1
-        self.progress.bytes += prev["size"]
-        self.summary.total_files += 1
-        self.summary.total_bytes += prev["size"]
-        self.summary.files_unmodified += 1
-        return prev
+        self.progress.files += files
+        self.progress.bytes += size
+        self.summary.total_files += files
+        self.summary.total_bytes += size
+        self.summary.files_unmodified += files
 
     def _unchanged(self, st: os.stat_result, prev: dict | None) -> list[str] | None:
         if (

@@ -186,8 +186,19 @@ class ChunkIndex:
                         self._type[rec])
 
     def has_stored(self, blob: bytes) -> bool:
-        rec = self._find(blob)[1]
-        return rec >= 0 and self._pack[rec] != PENDING_PACK
+        # _find inlined: asked once per blob of every unchanged file.
+        slots, mask, ids, keys = self._slots, self._mask, self._ids, self._keys
+        if len(slots) != mask + 1:
+            return self.has_stored(blob)
+        value = int.from_bytes(blob[:8], "little")
+        slot = value & mask
+        while True:
+            entry = slots[slot]
+            if entry == 0:
+                return False
+            if keys[entry - 1] == value and ids[(entry - 1) * ID_SIZE : entry * ID_SIZE] == blob:
+                return self._pack[entry - 1] != PENDING_PACK
+            slot = (slot + 1) & mask
 
     def items(self) -> Iterator[tuple[bytes, Location | None]]:
         for rec in range(len(self._pack)):
