@@ -6,12 +6,17 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 from urllib.parse import quote
 
 from conftest_engine import admin, table_rows
 
 from cells_backup.cells import backup_plan, load_installation
 from cells_backup.database.mysql_client import option_value
+from cells_backup.engine.installation_backup import InstallationBackupRequest, backup_installation
+from cells_backup.repository.archiver import Archiver
+from cells_backup.repository.backends.local import LocalBackend
+from cells_backup.repository.repository import Repository
 from helpers import FAST_KDF, cli_env, json_leaves, run_cli, tree_state
 
 
@@ -158,3 +163,45 @@ def test_hooks_restart_cells_before_the_dump_ends_and_the_dump_is_from_the_stop(
     assert r.code == 0, r.stdout + r.stderr
     assert table_rows(mariadb, new_db) == before  # the late row is not there
     assert any(row[0] == "late" for row in table_rows(mariadb, dbname)["idm_user_attributes"])
+
+
+def test_a_long_stop_does_not_time_out_the_dump(installation, mariadb, tmp_path, monkeypatch):
+    """While Cells is stopped the files are checked before the dump is opened: a dump client kept
+    waiting on a full pipe is dropped by the server after net_write_timeout (60 s by default), so a
+    long check of the files (many changes, a slow disk) must not happen with the dump open."""
+    sample, dbname, base = installation
+    with admin(mariadb, dbname) as c, c.cursor() as cur:
+        cur.execute("CREATE TABLE bulk (id INT PRIMARY KEY, v VARCHAR(200))")
+        cur.execute("INSERT INTO bulk SELECT seq, REPEAT('z', 150) FROM seq_1_to_100000")
+        cur.execute("SELECT @@GLOBAL.net_write_timeout")
+        saved = cur.fetchone()[0]
+    before = table_rows(mariadb, dbname)
+    stopped = tmp_path / "stopped"
+    slow_dirs: list[str] = []
+    check_dir = Archiver._archive_dir
+
+    def slow_disk(self, path, parent_subtree):  # a slow file check while Cells is stopped
+        if stopped.exists() and not slow_dirs:
+            slow_dirs.append(path)
+            time.sleep(3)
+        return check_dir(self, path, parent_subtree)
+
+    monkeypatch.setattr(Archiver, "_archive_dir", slow_disk)
+    repo_dir = base / "repo"
+    Repository.create(LocalBackend(str(repo_dir)), b"pw", kdf={"n": 1024, "r": 8, "p": 1})
+    repo = Repository.open(LocalBackend(str(repo_dir)), b"pw")
+    with admin(mariadb) as c, c.cursor() as cur:
+        cur.execute("SET GLOBAL net_write_timeout = 1")
+        try:
+            result = backup_installation(repo, InstallationBackupRequest(
+                cells_dir=str(base / "cells"), stop_command=f"touch {stopped}", start_command="true"))
+        finally:
+            cur.execute(f"SET GLOBAL net_write_timeout = {int(saved)}")
+    assert slow_dirs and result.downtime >= 3
+    env = cli_env()
+    new_db = f"{dbname}_slow"
+    url = f"mysql://{mariadb.admin_user}:{quote(mariadb.admin_password, safe='')}@127.0.0.1:{mariadb.port}/{new_db}"
+    r = run_cli("--repo", str(repo_dir), "restore", "latest", "--only", "database", "--database-url", url,
+                env=dict(env, CELLS_BACKUP_PASSWORD="pw"))
+    assert r.code == 0, r.stdout + r.stderr
+    assert table_rows(mariadb, new_db) == before

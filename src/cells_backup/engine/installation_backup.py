@@ -222,6 +222,14 @@ def backup_installation(
     if request.stop_command:
         started: list[float] = []
 
+        def files_done() -> None:
+            # The database's point in time: now, while Cells is still stopped. Not before the files:
+            # a dump client left waiting on a full pipe is dropped by the server after
+            # net_write_timeout (60 s by default), and checking the files may take longer.
+            for stream in streams.values():
+                stream.start()
+            start_cells()
+
         def start_cells() -> None:
             if not started:
                 started.append(time.monotonic())
@@ -238,10 +246,8 @@ def backup_installation(
             run_hook(request.stop_command, "stop")
             if not wait_until(lambda: not detect_running(inst).running, request.stop_timeout):
                 raise CellsRunningError(f"Cells is still running {request.stop_timeout:.0f} s after the stop command")
-            for stream in streams.values():
-                stream.start()  # the database's point in time: now, while Cells is stopped
             snapshot = run_backup(repo, backup_req, progress=progress, warn=warn, before_snapshot=record,
-                                  on_files_done=start_cells)
+                                  on_files_done=files_done)
         except BaseException:
             for stream in streams.values():
                 stream.abort()
