@@ -205,3 +205,51 @@ def test_a_long_stop_does_not_time_out_the_dump(installation, mariadb, tmp_path,
                 env=dict(env, CELLS_BACKUP_PASSWORD="pw"))
     assert r.code == 0, r.stdout + r.stderr
     assert table_rows(mariadb, new_db) == before
+
+
+def test_a_pause_in_the_rows_does_not_time_out_the_load(installation, mariadb, tmp_path, monkeypatch):
+    """Rows reach LOAD DATA as the repository gives them; a remote repository retrying for longer
+    than the server's net_read_timeout (30 s by default) must not cut the load."""
+    from cells_backup.database import mysql_load
+    from cells_backup.engine.installation_restore import InstallationRestoreRequest, restore_installation
+
+    sample, dbname, base = installation
+    with admin(mariadb, dbname) as c, c.cursor() as cur:
+        cur.execute("CREATE TABLE bulk (id INT PRIMARY KEY, v VARCHAR(200))")
+        cur.execute("INSERT INTO bulk SELECT seq, REPEAT('p', 150) FROM seq_1_to_100000")
+        cur.execute("SELECT @@GLOBAL.net_read_timeout")
+        saved = cur.fetchone()[0]
+    before = table_rows(mariadb, dbname)
+    repo_dir = base / "repo"
+    Repository.create(LocalBackend(str(repo_dir)), b"pw", kdf={"n": 1024, "r": 8, "p": 1})
+    repo = Repository.open(LocalBackend(str(repo_dir)), b"pw")
+    backup_installation(repo, InstallationBackupRequest(cells_dir=str(base / "cells")))
+
+    paused: list[int] = []
+    feed_rows = mysql_load.feed_rows
+
+    class Pausing:
+        def __init__(self, stream):
+            self.stream = stream
+
+        def read(self, n=-1):
+            if not paused:
+                paused.append(n)
+                time.sleep(3)
+            return self.stream.read(n)
+
+    def pausing_feed(first, stream, out, **kw):
+        return feed_rows(first, Pausing(stream), out, **kw)
+
+    monkeypatch.setattr(mysql_load, "feed_rows", pausing_feed)
+    new_db = f"{dbname}_pause"
+    url = f"mysql://{mariadb.admin_user}:{quote(mariadb.admin_password, safe='')}@127.0.0.1:{mariadb.port}/{new_db}"
+    snap = repo.list_snapshots()[-1]
+    with admin(mariadb) as c, c.cursor() as cur:
+        cur.execute("SET GLOBAL net_read_timeout = 1")
+        try:
+            result = restore_installation(repo, snap, InstallationRestoreRequest(only="database", database_url=url))
+        finally:
+            cur.execute(f"SET GLOBAL net_read_timeout = {int(saved)}")
+    assert paused and result.whole
+    assert table_rows(mariadb, new_db) == before

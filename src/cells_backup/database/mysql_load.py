@@ -54,9 +54,12 @@ def session_preamble(skip_binlog: bool, unique_checks: bool = False) -> bytes:
 
     ``unique_checks=0`` (with foreign-key checks off) lets InnoDB bulk-load an empty table under a
     table lock; sessions sharing one table keep unique checks on so they do not wait on each other.
+    A long ``net_read_timeout``: rows are fed as the repository gives them, and a remote one may
+    pause (retries) longer than the server's default 30 s in the middle of a LOAD DATA.
     """
     sql = (
         "SET NAMES utf8mb4;\nSET time_zone='+00:00';\nSET foreign_key_checks=0;\n"
+        "SET SESSION net_read_timeout=3600;\n"
         f"SET unique_checks={int(unique_checks)};\n"
         "SET sql_mode='NO_AUTO_VALUE_ON_ZERO';\nSET sql_notes=0;\nSET autocommit=0;\n"
     )
