@@ -253,3 +253,62 @@ def test_a_pause_in_the_rows_does_not_time_out_the_load(installation, mariadb, t
             cur.execute(f"SET GLOBAL net_read_timeout = {int(saved)}")
     assert paused and result.whole
     assert table_rows(mariadb, new_db) == before
+
+
+def test_with_two_databases_no_dump_waits_on_another(installation, mariadb, tmp_path, monkeypatch):
+    """With stop/start hooks and two SQL databases, the second dump is opened only when the first
+    is stored (and Cells stays stopped until then): opened together, the second would wait on its
+    full pipe while the first is read, and the server drops it after net_write_timeout."""
+    from cells_backup.engine import installation_backup
+
+    sample, dbname, base = installation
+    other = f"{dbname}_second"
+    with admin(mariadb) as c, c.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{other}`")
+        for db in (dbname, other):
+            cur.execute(f"USE `{db}`")
+            cur.execute("CREATE TABLE bulk (id INT PRIMARY KEY, v VARCHAR(200))")
+            cur.execute("INSERT INTO bulk SELECT seq, REPEAT('t', 150) FROM seq_1_to_100000")
+        cur.execute("SELECT @@GLOBAL.net_write_timeout")
+        saved = cur.fetchone()[0]
+    config_path = base / "cells" / "pydio.json"
+    config = json.loads(config_path.read_text())
+    dsn = f"{mariadb.admin_user}:{mariadb.admin_password}@tcp(127.0.0.1:{mariadb.port})/{other}"
+    config["databases"]["z" * 40] = {"driver": "mysql", "dsn": dsn}
+    config_path.write_text(json.dumps(config))
+    expected = {dbname: table_rows(mariadb, dbname), other: table_rows(mariadb, other)}
+
+    entries = installation_backup.DumpStream.entries
+    slow_first: list[str] = []
+
+    def slow_to_store(self):  # the first database takes long to store its last part
+        for name, stream in entries(self):
+            if name == "schema/post.sql" and not slow_first:
+                slow_first.append(self.source.key)
+                time.sleep(3)
+            yield name, stream
+
+    monkeypatch.setattr(installation_backup.DumpStream, "entries", slow_to_store)
+    repo_dir = base / "repo"
+    Repository.create(LocalBackend(str(repo_dir)), b"pw", kdf={"n": 1024, "r": 8, "p": 1})
+    repo = Repository.open(LocalBackend(str(repo_dir)), b"pw")
+    log = tmp_path / "hooks.log"
+    with admin(mariadb) as c, c.cursor() as cur:
+        cur.execute("SET GLOBAL net_write_timeout = 1")
+        try:
+            result = backup_installation(repo, InstallationBackupRequest(
+                cells_dir=str(base / "cells"), stop_command=f"echo stop >> {log}",
+                start_command=f"echo start >> {log}"))
+        finally:
+            cur.execute(f"SET GLOBAL net_write_timeout = {int(saved)}")
+    assert slow_first and result.downtime >= 3  # Cells stayed stopped while the first was stored
+    assert log.read_text().split() == ["stop", "start"]
+    assert sorted(result.snapshot.extra["databases"]) == sorted([slow_first[0], "z" * 40])
+    with admin(mariadb) as c, c.cursor() as cur:
+        cur.execute(f"DROP DATABASE `{other}`")  # restored where pydio.json says, the first one elsewhere
+    url = f"mysql://{mariadb.admin_user}:{quote(mariadb.admin_password, safe='')}@127.0.0.1:{mariadb.port}"
+    r = run_cli("--repo", str(repo_dir), "restore", "latest", "--only", "database", "--database-url",
+                f"{url}/{dbname}_two", env=dict(cli_env(), CELLS_BACKUP_PASSWORD="pw"))
+    assert r.code == 0, r.stdout + r.stderr
+    assert table_rows(mariadb, f"{dbname}_two") == expected[dbname]
+    assert table_rows(mariadb, other) == expected[other]

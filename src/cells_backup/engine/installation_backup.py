@@ -107,7 +107,8 @@ class DumpStream:
 
     `start()` opens the dump and waits for its first part, i.e. until its consistent snapshot
     exists: with stop/start hooks this happens while Cells is stopped, so Cells can be started
-    again as soon as the files are read while the dump goes on from that same moment.
+    again as soon as the files are read while the dump goes on from that same moment. A dump is
+    read as soon as it is opened: its client must not wait on a full pipe for long.
     """
 
     def __init__(self, source: DatabaseSource) -> None:
@@ -115,6 +116,7 @@ class DumpStream:
         self.dump = None
         self._parts: Iterator | None = None
         self._first = None
+        self.after_start: Callable[[], None] | None = None  # called once the snapshot is open
 
     def start(self) -> None:
         from ..database.dump import open_dump
@@ -122,6 +124,8 @@ class DumpStream:
         self.dump = open_dump(self.source.conn)
         self._parts = self.dump.parts()
         self._first = next(self._parts, None)
+        if self.after_start is not None:
+            self.after_start()
 
     def entries(self) -> Iterator[tuple[str, BinaryIO]]:
         if self.dump is None:
@@ -223,12 +227,16 @@ def backup_installation(
         started: list[float] = []
 
         def files_done() -> None:
-            # The database's point in time: now, while Cells is still stopped. Not before the files:
-            # a dump client left waiting on a full pipe is dropped by the server after
-            # net_write_timeout (60 s by default), and checking the files may take longer.
-            for stream in streams.values():
-                stream.start()
-            start_cells()
+            # The database's point in time: now, while Cells is still stopped. Not before the files,
+            # nor all databases at once: a dump client left waiting on a full pipe is dropped by the
+            # server after net_write_timeout (60 s by default). With several databases, each dump
+            # opens when the one before it is stored and Cells stays stopped until the last opens.
+            ordered = [streams[key] for key in sorted(streams)]  # the order the archiver reads them
+            if not ordered:
+                start_cells()
+                return
+            ordered[-1].after_start = start_cells
+            ordered[0].start()
 
         def start_cells() -> None:
             if not started:
