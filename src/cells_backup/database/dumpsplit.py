@@ -43,25 +43,30 @@ def pieces(read: Callable[[int], bytes]) -> Iterator[Piece]:
     Content pieces start at a line start and end at a line end, except the very last one when the
     stream is cut in the middle of a line. `read(n)` returns b"" at the end of the stream.
     """
-    carry = bytearray()
+    carry = b""  # the start of a line (or of a marker) that the next read completes
+    long_line: list[bytes] = []  # reads with no line end in them (a line longer than a read)
     while True:
         data = read(BLOCK)
         if not data:
-            if carry:
-                yield bytes(carry), None
+            rest = b"".join([carry, *long_line])
+            if rest:
+                yield rest, None
             return
-        carry += data
-        end = carry.rfind(b"\n") + 1
+        end = data.rfind(b"\n") + 1
         if end == 0:
-            continue  # a line longer than one read: keep reading
-        buf = bytes(carry[:end])
-        del carry[:end]
+            long_line.append(data)
+            continue
+        if long_line:
+            carry, long_line = b"".join([carry, *long_line]), []
+        # One copy per block: the carried line start and this block up to its last line end.
+        buf = b"".join((carry, memoryview(data)[:end])) if carry or end < len(data) else data
+        carry = data[end:]
         pos = yield from _scan(buf)
         hold = _partial_marker_start(buf, pos)
         if hold < len(buf):
             if hold > pos:
                 yield buf[pos:hold], None
-            carry[:0] = buf[hold:]
+            carry = buf[hold:] + carry
         elif pos < len(buf):
             yield buf[pos:], None
 
