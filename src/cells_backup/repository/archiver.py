@@ -120,6 +120,28 @@ def _same_inode_state(prev: dict, st: os.stat_result) -> bool:
 _FILE_NODE_KEYS = frozenset(base_node("", os.stat_result((0o100644,) + (0,) * 9), tree.FILE)) | {"content", "size"}
 
 
+DIR_BATCH = 4096  # entries of a directory handled at a time: memory stays flat in huge directories
+
+
+class _ParentListing:
+    """The parent snapshot's nodes of a directory, looked up in name order (a merge walk)."""
+
+    def __init__(self, blob: bytes) -> None:
+        self._nodes = tree.iter_encoded(blob)
+        self._next: tuple[dict, str] | None = next(self._nodes, None)
+
+    def find(self, name: str) -> tuple[dict | None, str | None]:
+        """(node, text) of ``name``, or (None, None); names must be asked in increasing order."""
+        while self._next is not None:
+            node, text = self._next
+            if node["name"] > name:
+                break
+            self._next = next(self._nodes, None)
+            if node["name"] == name:
+                return node, text
+        return None, None
+
+
 def _split(path: str) -> list[str]:
     return [p for p in os.path.normpath(path).split(os.sep) if p]
 
@@ -279,19 +301,31 @@ class Archiver:
         return node
 
     def _archive_dir(self, path: str, parent_subtree: str | None) -> str:
-        parent_list = self._parent_list(parent_subtree)
-        parent_nodes = {n["name"]: n for n in parent_list}
         try:
             names = sorted(os.listdir(path))
         except OSError as exc:
             self._error(path, f"cannot list directory: {exc.strerror}")
             return self._save_tree([])
+        # The parent's listing and this one are both sorted by name: they are walked side by side,
+        # and each node is encoded as soon as it is known, so a directory of a million entries
+        # holds their text (about 300 bytes each), not a dict per entry.
+        parent = _ParentListing(self._parent_blob(parent_subtree))
+        out = tree.start_encoded()
+        prefix = path if path.endswith(os.sep) else path + os.sep
+        for start in range(0, len(names), DIR_BATCH):
+            self._archive_batch(path, prefix, names[start : start + DIR_BATCH], parent, out)
+        del parent
+        # Unchanged: the same bytes as the parent's tree, i.e. its id, which the writer knows.
+        return self.writer.save(TREE, tree.end_encoded(out)).hex()
+
+    def _archive_batch(self, path: str, prefix: str, names: list[str], parent: _ParentListing,
+                       out: bytearray) -> None:
+        """Stat, compare and store the entries ``names`` of a directory; append their nodes to ``out``."""
         # Stats one by one: on a cold cache a directory's inodes come in together with the first
         # one, and threads here cost more in hand-offs than they save.
-        nodes: list[dict] = []
+        encoded: list[str | int] = []  # a node's text, or the number of an item still to store
         items = []
-        prefix = path if path.endswith(os.sep) else path + os.sep
-        reused_bytes = 0
+        reused = reused_bytes = 0
         for name in names:
             child = prefix + name
             try:
@@ -302,32 +336,48 @@ class Archiver:
                 continue
             if self.exclude is not None and self.exclude(child, stat.S_ISDIR(st.st_mode)):
                 continue
-            prev = parent_nodes.get(name)
+            prev, prev_text = parent.find(name)
             if prev is not None and _same_inode_state(prev, st):
                 # Writing an xattr moves ctime: same inode and ctime means the same xattrs.
                 xattrs = prev.get("xattrs", {})
                 if st.st_nlink == 1 and self._reusable_file(prev, st):
-                    nodes.append(prev)  # unchanged: the parent's node is this one, field for field
+                    encoded.append(prev_text)  # unchanged: the parent's node, field for field
+                    reused += 1
                     reused_bytes += st.st_size
                     continue
             else:
                 xattrs = read_xattrs(child)
-            reused = self._unchanged(st, prev) if stat.S_ISREG(st.st_mode) else None
-            items.append((name, child, st, prev, xattrs, reused))
-        if nodes:
-            self._count_reused(path, len(nodes), reused_bytes)
+            content = self._unchanged(st, prev) if stat.S_ISREG(st.st_mode) else None
+            encoded.append(len(items))
+            items.append((name, child, st, prev, xattrs, content))
+        if reused:
+            self._count_reused(path, reused, reused_bytes)
         window = PrefetchWindow(self._readers, [
-            i for i, (_n, _child, st, _prev, _x, reused) in enumerate(items)
-            if reused is None and stat.S_ISREG(st.st_mode) and st.st_size <= SMALL_FILE and st.st_nlink == 1
+            i for i, (_n, _child, st, _prev, _x, content) in enumerate(items)
+            if content is None and stat.S_ISREG(st.st_mode) and st.st_size <= SMALL_FILE and st.st_nlink == 1
         ], items, self._prepare_small)
-        for i, (name, child, st, prev, xattrs, reused) in enumerate(items):
-            node = self._archive_entry(child, name, st, prev, window.take(i), xattrs, reused)
-            if node is not None:
-                nodes.append(node)
-        nodes.sort(key=lambda n: n["name"])
-        if parent_list and nodes == parent_list and self.repo.index.has_stored(bytes.fromhex(parent_subtree)):
-            return parent_subtree  # nothing changed here: the parent's listing is this one, byte for byte
-        return self._save_tree(nodes)
+        stored: list[str | None] = []
+        for i, (name, child, st, prev, xattrs, content) in enumerate(items):
+            node = self._archive_entry(child, name, st, prev, window.take(i), xattrs, content)
+            stored.append(None if node is None else tree.encode_node(node))
+        first = out.endswith(b"[")
+        for text in encoded:
+            if not isinstance(text, str):
+                text = stored[text]
+                if text is None:
+                    continue
+            if not first:
+                out += b","
+            first = False
+            out += text.encode()
+
+    def _parent_blob(self, subtree: str | None) -> bytes:
+        if not subtree:
+            return b""
+        try:
+            return self.repo.read_blob(bytes.fromhex(subtree))
+        except Exception:  # a damaged parent only costs re-reading files
+            return b""
 
     # ------------------------------------------------------------------ files
     def _reusable_file(self, prev: dict, st: os.stat_result) -> bool:

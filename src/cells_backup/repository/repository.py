@@ -28,7 +28,7 @@ from .keys import KeyFile, make_key_file, open_master_key
 from .pack import decode_blob
 from .packcache import PackCache
 from .snapshot import Snapshot
-from .tree import decode_tree, encode_tree
+from .tree import decode_tree, encode_tree, iter_tree
 
 REPO_FORMAT_VERSION = 1
 DEFAULT_PACK_SIZE = 16 * 1024 * 1024
@@ -205,6 +205,11 @@ class Repository:
             except (ValueError, KeyError, TypeError):
                 pass
         return decode_tree(data, f"tree {tree_id[:16]}")
+
+    def iter_tree(self, tree_id: str) -> Iterator[dict]:
+        """The validated nodes of a tree one at a time (`tree.iter_tree`): a huge directory is
+        not held as a dict per entry. The blob is read before the first node is asked for."""
+        return iter_tree(self.read_blob(bytes.fromhex(tree_id)), f"tree {tree_id[:16]}")
 
     # -------------------------------------------------------------- snapshots
     def save_snapshot(self, snapshot: Snapshot) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from ..errors import CellsBackupError
+from ..errors import CellsBackupError, IntegrityError
 from . import tree
 from .fsmeta import apply_metadata
 from .repository import Repository
@@ -155,34 +155,44 @@ class Restorer:
 
     def _walk(self, tree_id: str, directory: str, rel: str, select: Callable[[str], bool] | None) -> None:
         try:
-            nodes = self.repo.read_tree(tree_id)
+            nodes = self.repo.iter_tree(tree_id)  # one node at a time: huge directories stay small
         except CellsBackupError as exc:
             self._error(rel or "/", f"directory contents lost: {exc}")
             return
-        for node in nodes:
-            node_rel = f"{rel}/{node['name']}"
-            path = os.path.join(directory, node["name"])
-            kind = node["type"]
-            if select is not None and not select(node_rel):
-                continue
-            if kind == tree.DIR:
-                if not self._make_dir(path):
-                    continue
-                self._dirs.append((path, node))
-                self.result.dirs += 1
-                self._walk(node["subtree"], path, node_rel, select)
-            elif kind == tree.FILE:
-                link_key = (node.get("dev", 0), node.get("inode", 0)) if node.get("nlink", 1) > 1 else None
-                if link_key is not None:
-                    first = self._hardlinks.setdefault(link_key, path)
-                    if first != path:
-                        self._links.append((first, path))
-                        continue
-                self._queue_file(path, node)
-            elif kind == tree.SYMLINK:
-                self._symlinks.append((path, node))
-            else:
-                self._make_special(path, node)
+        while True:
+            try:
+                node = next(nodes, None)
+            except IntegrityError as exc:
+                self._error(rel or "/", f"directory contents lost from here on: {exc}")
+                return
+            if node is None:
+                return
+            self._walk_node(node, directory, rel, select)
+
+    def _walk_node(self, node: dict, directory: str, rel: str, select: Callable[[str], bool] | None) -> None:
+        node_rel = f"{rel}/{node['name']}"
+        path = os.path.join(directory, node["name"])
+        kind = node["type"]
+        if select is not None and not select(node_rel):
+            return
+        if kind == tree.DIR:
+            if not self._make_dir(path):
+                return
+            self._dirs.append((path, node))
+            self.result.dirs += 1
+            self._walk(node["subtree"], path, node_rel, select)
+        elif kind == tree.FILE:
+            link_key = (node.get("dev", 0), node.get("inode", 0)) if node.get("nlink", 1) > 1 else None
+            if link_key is not None:
+                first = self._hardlinks.setdefault(link_key, path)
+                if first != path:
+                    self._links.append((first, path))
+                    return
+            self._queue_file(path, node)
+        elif kind == tree.SYMLINK:
+            self._symlinks.append((path, node))
+        else:
+            self._make_special(path, node)
 
     # ------------------------------------------------------------ node kinds
     def _clear(self, path: str) -> bool:

@@ -8,6 +8,8 @@ repository cannot smuggle path separators, ``..`` or bogus types into a restore.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
 
 from ..errors import IntegrityError
 
@@ -23,9 +25,58 @@ NODE_TYPES = frozenset({FILE, DIR, SYMLINK, FIFO, CHARDEV, BLOCKDEV, SOCKET})
 _INT_FIELDS = ("mode", "uid", "gid", "mtime", "ctime", "inode", "dev", "nlink", "size", "rdev")
 
 
+_HEAD = '{"nodes":['
+_TAIL = "]}"
+encode_node = json.JSONEncoder(separators=(",", ":")).encode  # one node, as it appears in a tree
+
+
 def encode_tree(nodes: list[dict]) -> bytes:
     nodes.sort(key=lambda n: n["name"])
     return json.dumps({"nodes": nodes}, separators=(",", ":")).encode()
+
+
+def start_encoded() -> bytearray:
+    """A tree to fill node by node: append ``encode_node`` texts (UTF-8) in name order, separated
+    by commas, then `end_encoded`; the bytes are those `encode_tree` gives for the same nodes."""
+    return bytearray(_HEAD.encode())
+
+
+def end_encoded(out: bytearray) -> bytearray:
+    out += _TAIL.encode()
+    return out
+
+
+def iter_encoded(data: bytes) -> Iterator[tuple[dict, str]]:
+    """(node, its text) of a tree written by `encode_tree`, one at a time and unchecked: reading a
+    parent's huge directory this way holds its text, not a dict per entry. Stops at anything
+    unexpected (the caller then simply has no parent node for the rest)."""
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        return
+    del data  # only the text is needed from here on (this frame would keep both alive)
+    if not text.startswith(_HEAD):
+        return
+    decode = _DECODER.raw_decode
+    at, end = len(_HEAD), len(text) - len(_TAIL)
+    while at < end:
+        try:
+            node, stop = decode(text, at)
+        except ValueError:
+            return
+        if not isinstance(node, dict) or not isinstance(node.get("name"), str):
+            return
+        yield node, text[at:stop]
+        if text.startswith(",", stop):
+            stop += 1
+        elif stop != end:
+            return
+        at = stop
+
+
+_DECODER = json.JSONDecoder()
+_ID = re.compile(r"[0-9a-f]{64}")
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
 
 
 def valid_name(name: object) -> bool:
@@ -47,30 +98,62 @@ def decode_tree(data: bytes, what: str) -> list[dict]:
         raise IntegrityError(f"{what}: tree has no node list")
     seen: set[str] = set()
     for node in doc["nodes"]:
-        if not isinstance(node, dict):
-            raise IntegrityError(f"{what}: tree node is not an object")
-        name = node.get("name")
-        if not valid_name(name):
-            raise IntegrityError(f"{what}: unsafe or invalid name {name!r}")
-        if name in seen:
-            raise IntegrityError(f"{what}: duplicate name {name!r}")
-        seen.add(name)
-        if node.get("type") not in NODE_TYPES:
-            raise IntegrityError(f"{what}: {name!r} has unknown type {node.get('type')!r}")
-        for field in _INT_FIELDS:
-            value = node.get(field, 0)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise IntegrityError(f"{what}: {name!r} has a non-integer {field}")
-        if node["type"] == FILE:
-            content = node.get("content", [])
-            if not isinstance(content, list) or not all(
-                isinstance(c, str) and len(c) == 64 for c in content
-            ):
-                raise IntegrityError(f"{what}: {name!r} has invalid content ids")
-        elif node["type"] == DIR:
-            subtree = node.get("subtree")
-            if not (isinstance(subtree, str) and len(subtree) == 64):
-                raise IntegrityError(f"{what}: directory {name!r} has no valid subtree id")
-        elif node["type"] == SYMLINK and not isinstance(node.get("target"), str):
-            raise IntegrityError(f"{what}: symlink {name!r} has no target")
+        _check_node(node, what, seen)
     return doc["nodes"]
+
+
+def iter_tree(data: bytes, what: str) -> Iterator[dict]:
+    """The nodes of a tree blob one at a time, each validated as `decode_tree` does; a huge
+    directory is then held as its text, not as a dict per entry. IntegrityError at the first
+    node that is off (the nodes before it have been given)."""
+    try:
+        text = data.decode()
+    except UnicodeDecodeError as exc:
+        raise IntegrityError(f"{what}: tree is not valid JSON ({exc})") from None
+    if not (text.startswith(_HEAD) and text.endswith(_TAIL)):
+        yield from decode_tree(data, what)  # not as `encode_tree` writes it: the whole document
+        return
+    del data
+    decode, skip = _DECODER.raw_decode, _WHITESPACE.match
+    seen: set[str] = set()
+    at, end = skip(text, len(_HEAD)).end(), len(text) - len(_TAIL)
+    while at < end:
+        try:
+            node, stop = decode(text, at)
+        except ValueError as exc:
+            raise IntegrityError(f"{what}: tree is not valid JSON ({exc})") from None
+        _check_node(node, what, seen)
+        yield node
+        stop = skip(text, stop).end()
+        if text.startswith(",", stop) and stop + 1 < end:
+            stop = skip(text, stop + 1).end()
+        elif stop != end:
+            raise IntegrityError(f"{what}: tree is not valid JSON (unexpected text at {stop})")
+        at = stop
+
+
+def _check_node(node: object, what: str, seen: set[str]) -> None:
+    if not isinstance(node, dict):
+        raise IntegrityError(f"{what}: tree node is not an object")
+    name = node.get("name")
+    if not valid_name(name):
+        raise IntegrityError(f"{what}: unsafe or invalid name {name!r}")
+    if name in seen:
+        raise IntegrityError(f"{what}: duplicate name {name!r}")
+    seen.add(name)
+    if node.get("type") not in NODE_TYPES:
+        raise IntegrityError(f"{what}: {name!r} has unknown type {node.get('type')!r}")
+    for field in _INT_FIELDS:
+        value = node.get(field, 0)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise IntegrityError(f"{what}: {name!r} has a non-integer {field}")
+    if node["type"] == FILE:
+        content = node.get("content", [])
+        if not isinstance(content, list) or not all(isinstance(c, str) and _ID.fullmatch(c) for c in content):
+            raise IntegrityError(f"{what}: {name!r} has invalid content ids")
+    elif node["type"] == DIR:
+        subtree = node.get("subtree")
+        if not (isinstance(subtree, str) and _ID.fullmatch(subtree)):
+            raise IntegrityError(f"{what}: directory {name!r} has no valid subtree id")
+    elif node["type"] == SYMLINK and not isinstance(node.get("target"), str):
+        raise IntegrityError(f"{what}: symlink {name!r} has no target")
