@@ -3,6 +3,7 @@ temporary files are cleaned up, and the next run succeeds once there is room."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -86,3 +87,39 @@ def test_full_disk_as_restore_target_reports_and_keeps_the_repository(small_fs, 
         assert f.read_bytes() == (src / f.name).read_bytes()
     for f in set(src.iterdir()) - {src / k.name for k in kept}:
         assert str(restored / f.name) in r.stdout
+
+
+def test_permission_denied_in_the_repository_is_one_clear_line(tmp_path):
+    """Packs cannot be written (a directory of the repository not writable by the user running the
+    backup): one line, exit 1, no temporary files, the earlier snapshot intact, and the next run
+    succeeds once the permission is back. Run without the capabilities that let root write anyway."""
+    import sys
+
+    env = cli_env()
+    repo = tmp_path / "repo"
+    run_cli("--repo", str(repo), "init", *FAST_KDF, env=env, check=True)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_text("first")
+    run_cli("--repo", str(repo), "backup", "--no-cells", "--extra-path", str(src), env=env, check=True)
+    (src / "g").write_bytes(os.urandom(3_000_000))  # new data: a new pack must be written
+    data_dirs = [d for d in (repo / "data").iterdir() if d.is_dir()] + [repo / "data"]
+    for d in data_dirs:
+        os.chmod(d, 0o555)
+    try:
+        r = subprocess.run(["setpriv", "--bounding-set", "-dac_override,-dac_read_search", sys.executable, "-m",
+                            "cells_backup", "--repo", str(repo), "backup", "--no-cells", "--extra-path", str(src)],
+                           env=env, capture_output=True, text=True)
+    finally:
+        for d in data_dirs:
+            os.chmod(d, 0o700)
+    assert r.returncode == 1, r.stderr
+    assert "Permission denied" in r.stderr and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert not list(repo.rglob("*.tmp")), "temporary files were left behind"
+    snaps = json.loads(run_cli("--repo", str(repo), "snapshots", "--json", env=env).stdout)
+    assert len(snaps) == 1
+    assert run_cli("--repo", str(repo), "check", "--read-data", env=env).code == 0
+    run_cli("--repo", str(repo), "backup", "--no-cells", "--extra-path", str(src), env=env, check=True)
+    out = tmp_path / "out"
+    run_cli("--repo", str(repo), "restore", "latest", "--target", str(out), env=env, check=True)
+    assert tree_state(out / str(src).lstrip("/")) == tree_state(src)
