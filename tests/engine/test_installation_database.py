@@ -7,6 +7,7 @@ import json
 import os
 import stat
 import time
+from contextlib import contextmanager
 from urllib.parse import quote
 
 from conftest_engine import admin, table_rows
@@ -18,6 +19,31 @@ from cells_backup.repository.archiver import Archiver
 from cells_backup.repository.backends.local import LocalBackend
 from cells_backup.repository.repository import Repository
 from helpers import FAST_KDF, cli_env, json_leaves, run_cli, tree_state
+
+
+def add_bulk_table(mariadb, database: str) -> None:
+    """100k rows: far more than a pipe and the socket buffers hold, so a dump left unread blocks."""
+    with admin(mariadb, database) as c, c.cursor() as cur:
+        cur.execute("CREATE TABLE bulk (id INT PRIMARY KEY, v VARCHAR(200))")
+        cur.execute("INSERT INTO bulk SELECT seq, REPEAT('b', 150) FROM seq_1_to_100000")
+
+
+@contextmanager
+def server_variable(mariadb, name: str, value: int):
+    """A global server variable set for the duration of a block (the test server is private)."""
+    with admin(mariadb) as c, c.cursor() as cur:
+        cur.execute(f"SELECT @@GLOBAL.{name}")
+        saved = cur.fetchone()[0]
+        cur.execute(f"SET GLOBAL {name} = {value}")
+        try:
+            yield
+        finally:
+            cur.execute(f"SET GLOBAL {name} = {int(saved)}")
+
+
+def fast_repository(path) -> Repository:
+    Repository.create(LocalBackend(str(path)), b"pw", kdf={"n": 1024, "r": 8, "p": 1})
+    return Repository.open(LocalBackend(str(path)), b"pw")
 
 
 def test_backup_twice_restore_first_on_new_server(installation, mariadb, tmp_path):
@@ -170,11 +196,7 @@ def test_a_long_stop_does_not_time_out_the_dump(installation, mariadb, tmp_path,
     waiting on a full pipe is dropped by the server after net_write_timeout (60 s by default), so a
     long check of the files (many changes, a slow disk) must not happen with the dump open."""
     sample, dbname, base = installation
-    with admin(mariadb, dbname) as c, c.cursor() as cur:
-        cur.execute("CREATE TABLE bulk (id INT PRIMARY KEY, v VARCHAR(200))")
-        cur.execute("INSERT INTO bulk SELECT seq, REPEAT('z', 150) FROM seq_1_to_100000")
-        cur.execute("SELECT @@GLOBAL.net_write_timeout")
-        saved = cur.fetchone()[0]
+    add_bulk_table(mariadb, dbname)
     before = table_rows(mariadb, dbname)
     stopped = tmp_path / "stopped"
     slow_dirs: list[str] = []
@@ -188,15 +210,10 @@ def test_a_long_stop_does_not_time_out_the_dump(installation, mariadb, tmp_path,
 
     monkeypatch.setattr(Archiver, "_archive_dir", slow_disk)
     repo_dir = base / "repo"
-    Repository.create(LocalBackend(str(repo_dir)), b"pw", kdf={"n": 1024, "r": 8, "p": 1})
-    repo = Repository.open(LocalBackend(str(repo_dir)), b"pw")
-    with admin(mariadb) as c, c.cursor() as cur:
-        cur.execute("SET GLOBAL net_write_timeout = 1")
-        try:
-            result = backup_installation(repo, InstallationBackupRequest(
-                cells_dir=str(base / "cells"), stop_command=f"touch {stopped}", start_command="true"))
-        finally:
-            cur.execute(f"SET GLOBAL net_write_timeout = {int(saved)}")
+    repo = fast_repository(repo_dir)
+    with server_variable(mariadb, "net_write_timeout", 1):
+        result = backup_installation(repo, InstallationBackupRequest(
+            cells_dir=str(base / "cells"), stop_command=f"touch {stopped}", start_command="true"))
     assert slow_dirs and result.downtime >= 3
     env = cli_env()
     new_db = f"{dbname}_slow"
@@ -214,15 +231,9 @@ def test_a_pause_in_the_rows_does_not_time_out_the_load(installation, mariadb, t
     from cells_backup.engine.installation_restore import InstallationRestoreRequest, restore_installation
 
     sample, dbname, base = installation
-    with admin(mariadb, dbname) as c, c.cursor() as cur:
-        cur.execute("CREATE TABLE bulk (id INT PRIMARY KEY, v VARCHAR(200))")
-        cur.execute("INSERT INTO bulk SELECT seq, REPEAT('p', 150) FROM seq_1_to_100000")
-        cur.execute("SELECT @@GLOBAL.net_read_timeout")
-        saved = cur.fetchone()[0]
+    add_bulk_table(mariadb, dbname)
     before = table_rows(mariadb, dbname)
-    repo_dir = base / "repo"
-    Repository.create(LocalBackend(str(repo_dir)), b"pw", kdf={"n": 1024, "r": 8, "p": 1})
-    repo = Repository.open(LocalBackend(str(repo_dir)), b"pw")
+    repo = fast_repository(base / "repo")
     backup_installation(repo, InstallationBackupRequest(cells_dir=str(base / "cells")))
 
     paused: list[int] = []
@@ -245,12 +256,8 @@ def test_a_pause_in_the_rows_does_not_time_out_the_load(installation, mariadb, t
     new_db = f"{dbname}_pause"
     url = f"mysql://{mariadb.admin_user}:{quote(mariadb.admin_password, safe='')}@127.0.0.1:{mariadb.port}/{new_db}"
     snap = repo.list_snapshots()[-1]
-    with admin(mariadb) as c, c.cursor() as cur:
-        cur.execute("SET GLOBAL net_read_timeout = 1")
-        try:
-            result = restore_installation(repo, snap, InstallationRestoreRequest(only="database", database_url=url))
-        finally:
-            cur.execute(f"SET GLOBAL net_read_timeout = {int(saved)}")
+    with server_variable(mariadb, "net_read_timeout", 1):
+        result = restore_installation(repo, snap, InstallationRestoreRequest(only="database", database_url=url))
     assert paused and result.whole
     assert table_rows(mariadb, new_db) == before
 
@@ -265,12 +272,8 @@ def test_with_two_databases_no_dump_waits_on_another(installation, mariadb, tmp_
     other = f"{dbname}_second"
     with admin(mariadb) as c, c.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{other}`")
-        for db in (dbname, other):
-            cur.execute(f"USE `{db}`")
-            cur.execute("CREATE TABLE bulk (id INT PRIMARY KEY, v VARCHAR(200))")
-            cur.execute("INSERT INTO bulk SELECT seq, REPEAT('t', 150) FROM seq_1_to_100000")
-        cur.execute("SELECT @@GLOBAL.net_write_timeout")
-        saved = cur.fetchone()[0]
+    for db in (dbname, other):
+        add_bulk_table(mariadb, db)
     config_path = base / "cells" / "pydio.json"
     config = json.loads(config_path.read_text())
     dsn = f"{mariadb.admin_user}:{mariadb.admin_password}@tcp(127.0.0.1:{mariadb.port})/{other}"
@@ -290,17 +293,11 @@ def test_with_two_databases_no_dump_waits_on_another(installation, mariadb, tmp_
 
     monkeypatch.setattr(installation_backup.DumpStream, "entries", slow_to_store)
     repo_dir = base / "repo"
-    Repository.create(LocalBackend(str(repo_dir)), b"pw", kdf={"n": 1024, "r": 8, "p": 1})
-    repo = Repository.open(LocalBackend(str(repo_dir)), b"pw")
+    repo = fast_repository(repo_dir)
     log = tmp_path / "hooks.log"
-    with admin(mariadb) as c, c.cursor() as cur:
-        cur.execute("SET GLOBAL net_write_timeout = 1")
-        try:
-            result = backup_installation(repo, InstallationBackupRequest(
-                cells_dir=str(base / "cells"), stop_command=f"echo stop >> {log}",
-                start_command=f"echo start >> {log}"))
-        finally:
-            cur.execute(f"SET GLOBAL net_write_timeout = {int(saved)}")
+    with server_variable(mariadb, "net_write_timeout", 1):
+        result = backup_installation(repo, InstallationBackupRequest(
+            cells_dir=str(base / "cells"), stop_command=f"echo stop >> {log}", start_command=f"echo start >> {log}"))
     assert slow_first and result.downtime >= 3  # Cells stayed stopped while the first was stored
     assert log.read_text().split() == ["stop", "start"]
     assert sorted(result.snapshot.extra["databases"]) == sorted([slow_first[0], "z" * 40])
