@@ -12,6 +12,7 @@ from ..engine.export import write_tar
 from ..engine.trees import BackupRequest, restore_tree, run_backup
 from ..errors import CellsBackupError, ExitCode, UsageError
 from ..repository.archiver import Progress
+from ..repository.prefetch import prefetch_metadata
 from ..repository.restorer import find_node
 from .main import Settings, cli, common_options
 from .options import rewrite_options
@@ -100,12 +101,13 @@ def backup(settings: Settings, cells_dir, tags, excludes, extra_paths, no_cells,
                             database_url=database_url, skip_documents_db=skip_documents_db)
     if not extra_paths:
         raise UsageError("--no-cells needs at least one --extra-path")
-    repo = settings.open()
-    progress = Progress()
-    request = BackupRequest(paths=extra_paths, tags=list(tags), excludes=excludes, time=when_dt,
-                            lock_wait=lock_wait)
-    with ProgressLine(_progress_renderer(progress), enabled=not settings.out.quiet) as line:
-        snapshot = run_backup(repo, request, progress=progress, warn=settings.out.warn)
+    with prefetch_metadata(extra_paths):  # from before the key is derived: the walk finds warm caches
+        repo = settings.open()
+        progress = Progress()
+        request = BackupRequest(paths=extra_paths, tags=list(tags), excludes=excludes, time=when_dt,
+                                lock_wait=lock_wait)
+        with ProgressLine(_progress_renderer(progress), enabled=not settings.out.quiet) as line:
+            snapshot = run_backup(repo, request, progress=progress, warn=settings.out.warn)
     report_backup(settings, snapshot, snapshot.summary.get("duration", 0) or line.started)
     if snapshot.partial:
         raise SystemExit(ExitCode.PARTIAL)

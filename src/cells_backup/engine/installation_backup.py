@@ -21,6 +21,7 @@ from ..cells.plan import Component
 from ..database.dsn import ConnectionInfo, parse_database_url, parse_pydio_dsn
 from ..errors import CellsBackupError, CellsRunningError, UsageError
 from ..repository.archiver import Progress, VirtualDir
+from ..repository.prefetch import prefetch_metadata
 from ..repository.repository import Repository
 from ..repository.snapshot import Snapshot
 from .hooks import run_hook, wait_until
@@ -221,56 +222,58 @@ def backup_installation(
         lock_wait=request.lock_wait,
     )
 
-    status = detect_running(inst)
-    downtime = None
-    if request.stop_command:
-        started: list[float] = []
+    with prefetch_metadata(paths):  # the walks below find warm caches
+        status = detect_running(inst)
+        downtime = None
+        if request.stop_command:
+            started: list[float] = []
 
-        def files_done() -> None:
-            # The database's point in time: now, while Cells is still stopped. Not before the files,
-            # nor all databases at once: a dump client left waiting on a full pipe is dropped by the
-            # server after net_write_timeout (60 s by default). With several databases, each dump
-            # opens when the one before it is stored and Cells stays stopped until the last opens.
-            ordered = [streams[key] for key in sorted(streams)]  # the order the archiver reads them
-            if not ordered:
-                start_cells()
-                return
-            ordered[-1].after_start = start_cells
-            ordered[0].start()
+            def files_done() -> None:
+                # The database's point in time: now, while Cells is still stopped. Not before the files,
+                # nor all databases at once: a dump client left waiting on a full pipe is dropped by the
+                # server after net_write_timeout (60 s by default). With several databases, each dump
+                # opens when the one before it is stored and Cells stays stopped until the last opens.
+                ordered = [streams[key] for key in sorted(streams)]  # the order the archiver reads them
+                if not ordered:
+                    start_cells()
+                    return
+                ordered[-1].after_start = start_cells
+                ordered[0].start()
 
-        def start_cells() -> None:
-            if not started:
-                started.append(time.monotonic())
-                run_hook(request.start_command, "start")
-                info(f"Cells started again; downtime {time.monotonic() - stopped_at[0]:.1f} s")
+            def start_cells() -> None:
+                if not started:
+                    started.append(time.monotonic())
+                    run_hook(request.start_command, "start")
+                    info(f"Cells started again; downtime {time.monotonic() - stopped_at[0]:.1f} s")
 
-        # Cells still runs: files are stored now, so that while it is stopped only what changed
-        # since is read again (its data is the same as the parent's otherwise).
-        info("reading the files before stopping Cells")
-        backup_req.read_ahead = read_ahead(repo, backup_req)
-        info("stopping Cells")
-        stopped_at.append(time.monotonic())
-        try:
-            run_hook(request.stop_command, "stop")
-            if not wait_until(lambda: not detect_running(inst).running, request.stop_timeout):
-                raise CellsRunningError(f"Cells is still running {request.stop_timeout:.0f} s after the stop command")
-            snapshot = run_backup(repo, backup_req, progress=progress, warn=warn, before_snapshot=record,
-                                  on_files_done=files_done)
-        except BaseException:
-            for stream in streams.values():
-                stream.abort()
-            raise
-        finally:
-            start_cells()  # always, even when the backup failed
-            downtime = started[0] - stopped_at[0]
-    else:
-        if status.running and not request.live:
-            raise CellsRunningError(
-                "Cells is running (" + "; ".join(status.evidence[:2]) + "): stop it with --stop-command/"
-                "--start-command hooks, or use --live to back up a running instance"
-            )
-        if status.running:
-            backup_req.live = True
-            warn("Cells is running: the snapshot is taken live (database in one transaction, files as they are)")
-        snapshot = run_backup(repo, backup_req, progress=progress, warn=warn, before_snapshot=record)
+            # Cells still runs: files are stored now, so that while it is stopped only what changed
+            # since is read again (its data is the same as the parent's otherwise).
+            info("reading the files before stopping Cells")
+            backup_req.read_ahead = read_ahead(repo, backup_req)
+            info("stopping Cells")
+            stopped_at.append(time.monotonic())
+            try:
+                run_hook(request.stop_command, "stop")
+                if not wait_until(lambda: not detect_running(inst).running, request.stop_timeout):
+                    raise CellsRunningError(
+                        f"Cells is still running {request.stop_timeout:.0f} s after the stop command")
+                snapshot = run_backup(repo, backup_req, progress=progress, warn=warn, before_snapshot=record,
+                                      on_files_done=files_done)
+            except BaseException:
+                for stream in streams.values():
+                    stream.abort()
+                raise
+            finally:
+                start_cells()  # always, even when the backup failed
+                downtime = started[0] - stopped_at[0]
+        else:
+            if status.running and not request.live:
+                raise CellsRunningError(
+                    "Cells is running (" + "; ".join(status.evidence[:2]) + "): stop it with --stop-command/"
+                    "--start-command hooks, or use --live to back up a running instance"
+                )
+            if status.running:
+                backup_req.live = True
+                warn("Cells is running: the snapshot is taken live (database in one transaction, files as they are)")
+            snapshot = run_backup(repo, backup_req, progress=progress, warn=warn, before_snapshot=record)
     return InstallationBackupResult(snapshot, inst, downtime, notes)
