@@ -126,7 +126,7 @@ def restore(settings: Settings, snapshot, target, cells_dir, maps, database_url,
             clear_peer_address, only, owner, dry_run, force) -> None:
     """Restore a snapshot."""
     repo = settings.open()
-    snap = repo.resolve_snapshot(snapshot)
+    snap = repo.resolve_snapshot(snapshot, warn=settings.out.warn)
     owner_ids = parse_owner(owner)
     if snap.extra.get("installation") and not target:
         from .commands_cells import cells_restore
@@ -168,7 +168,7 @@ def restore(settings: Settings, snapshot, target, cells_dir, maps, database_url,
 def ls_command(settings: Settings, snapshot: str, path: str, long_: bool) -> None:
     """List a snapshot's files (under PATH)."""
     repo = settings.open()
-    snap = repo.resolve_snapshot(snapshot)
+    snap = repo.resolve_snapshot(snapshot, warn=settings.out.warn)
     repo.load_index()
     node = find_node(repo, snap.tree, path)
     if node is None:
@@ -199,7 +199,7 @@ def ls_command(settings: Settings, snapshot: str, path: str, long_: bool) -> Non
 def dump(settings: Settings, snapshot: str, path: str, output: str, database: bool) -> None:
     """Write a snapshot's files (or PATH) as a tar, or with --database a loadable .sql."""
     repo = settings.open()
-    snap = repo.resolve_snapshot(snapshot)
+    snap = repo.resolve_snapshot(snapshot, warn=settings.out.warn)
     if database:
         from .commands_cells import dump_database
 

@@ -143,6 +143,9 @@ def open_master_key(backend: Backend, password: bytes) -> tuple[MasterKey, KeyFi
             candidates.append(parse_key_file(name, backend.read(name)))
         except IntegrityError:
             damaged.append(name)
+    if not candidates and not damaged:
+        raise IntegrityError("the repository has no key file (keys/ is empty): it cannot be opened; "
+                             "put back a key file from a copy of the repository")
     for key in candidates:
         master = unwrap(key, password)
         if master is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 
 import zstandard
@@ -234,12 +234,19 @@ class Repository:
         snaps.sort(key=lambda s: (s.datetime, s.id))
         return snaps
 
-    def resolve_snapshot(self, ref: str) -> Snapshot:
-        """A snapshot by full id, unique id prefix, or ``latest``."""
+    def resolve_snapshot(self, ref: str, warn: Callable[[str], None] | None = None) -> Snapshot:
+        """A snapshot by full id, unique id prefix, or ``latest``; ``warn`` hears of snapshot
+        files that could not be read while looking for the latest (it may be older than them)."""
         if ref == "latest":
-            snaps = self.list_snapshots()
+            damaged: list[str] = []
+            snaps = self.list_snapshots(damaged=damaged)
+            if damaged and warn is not None:
+                newest = f"{snaps[-1].short_id} of {snaps[-1].time}" if snaps else "none"
+                warn(f"{len(damaged)} snapshot file(s) could not be read, so 'latest' is the newest readable "
+                     f"one ({newest}): " + "; ".join(damaged))
             if not snaps:
-                raise CellsBackupError("the repository has no snapshot yet")
+                raise CellsBackupError("the repository has no snapshot yet" if not damaged
+                                       else "no snapshot of the repository can be read")
             return snaps[-1]
         matches = [sid for sid in self.snapshot_ids() if sid.startswith(ref.lower())]
         if not matches or not ref:
