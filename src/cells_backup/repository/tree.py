@@ -50,27 +50,41 @@ def iter_encoded(data: bytes) -> Iterator[tuple[dict, str]]:
     """(node, its text) of a tree written by `encode_tree`, one at a time and unchecked: reading a
     parent's huge directory this way holds its text, not a dict per entry. Stops at anything
     unexpected (the caller then simply has no parent node for the rest)."""
+    text = _compact_text(data)
+    del data  # only the text is needed from here on (this frame would keep both alive)
+    if text is None:
+        return
+    try:
+        for node, start, stop in _elements(text):
+            if not isinstance(node, dict) or not isinstance(node.get("name"), str):
+                return
+            yield node, text[start:stop]
+    except ValueError:
+        return
+
+
+def _compact_text(data: bytes) -> str | None:
+    """The text of a tree laid out as `encode_tree` writes it, or None."""
     try:
         text = data.decode()
     except UnicodeDecodeError:
-        return
-    del data  # only the text is needed from here on (this frame would keep both alive)
-    if not text.startswith(_HEAD):
-        return
-    decode = _DECODER.raw_decode
-    at, end = len(_HEAD), len(text) - len(_TAIL)
+        return None
+    return text if text.startswith(_HEAD) and text.endswith(_TAIL) else None
+
+
+def _elements(text: str) -> Iterator[tuple[object, int, int]]:
+    """(value, start, end) of each element of a tree text's node list; ValueError where the text
+    is not a list of JSON values (whitespace between them is allowed)."""
+    decode, skip = _DECODER.raw_decode, _WHITESPACE.match
+    at, end = skip(text, len(_HEAD)).end(), len(text) - len(_TAIL)
     while at < end:
-        try:
-            node, stop = decode(text, at)
-        except ValueError:
-            return
-        if not isinstance(node, dict) or not isinstance(node.get("name"), str):
-            return
-        yield node, text[at:stop]
-        if text.startswith(",", stop):
-            stop += 1
+        value, stop = decode(text, at)
+        yield value, at, stop
+        stop = skip(text, stop).end()
+        if text.startswith(",", stop) and stop + 1 < end:
+            stop = skip(text, stop + 1).end()
         elif stop != end:
-            return
+            raise ValueError(f"unexpected text at {stop}")
         at = stop
 
 
@@ -106,30 +120,18 @@ def iter_tree(data: bytes, what: str) -> Iterator[dict]:
     """The nodes of a tree blob one at a time, each validated as `decode_tree` does; a huge
     directory is then held as its text, not as a dict per entry. IntegrityError at the first
     node that is off (the nodes before it have been given)."""
-    try:
-        text = data.decode()
-    except UnicodeDecodeError as exc:
-        raise IntegrityError(f"{what}: tree is not valid JSON ({exc})") from None
-    if not (text.startswith(_HEAD) and text.endswith(_TAIL)):
+    text = _compact_text(data)
+    if text is None:
         yield from decode_tree(data, what)  # not as `encode_tree` writes it: the whole document
         return
     del data
-    decode, skip = _DECODER.raw_decode, _WHITESPACE.match
     seen: set[str] = set()
-    at, end = skip(text, len(_HEAD)).end(), len(text) - len(_TAIL)
-    while at < end:
-        try:
-            node, stop = decode(text, at)
-        except ValueError as exc:
-            raise IntegrityError(f"{what}: tree is not valid JSON ({exc})") from None
-        _check_node(node, what, seen)
-        yield node
-        stop = skip(text, stop).end()
-        if text.startswith(",", stop) and stop + 1 < end:
-            stop = skip(text, stop + 1).end()
-        elif stop != end:
-            raise IntegrityError(f"{what}: tree is not valid JSON (unexpected text at {stop})")
-        at = stop
+    try:
+        for node, _start, _stop in _elements(text):
+            _check_node(node, what, seen)
+            yield node
+    except ValueError as exc:
+        raise IntegrityError(f"{what}: tree is not valid JSON ({exc})") from None
 
 
 def _check_node(node: object, what: str, seen: set[str]) -> None:
