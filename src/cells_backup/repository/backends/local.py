@@ -7,6 +7,7 @@ either the old state or the new one, never a torn object.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
@@ -122,7 +123,12 @@ class LocalBackend:
                     os.unlink(tmp)
             else:
                 os.replace(tmp, path)
-            _fsync_dir(directory)
+            try:
+                _fsync_dir(directory)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)  # its name may not survive a crash: as if it had not been written
+                raise
         except (AlreadyExistsError, NotFoundError):
             raise
         except OSError as exc:
@@ -143,7 +149,10 @@ class LocalBackend:
             return
         except OSError as exc:
             raise BackendError(f"cannot delete {path}: {_describe(exc)}") from None
-        _fsync_dir(os.path.dirname(path))
+        try:
+            _fsync_dir(os.path.dirname(path))
+        except OSError as exc:
+            raise BackendError(f"cannot delete {path}: {_describe(exc)}") from None
 
     def list(self, prefix: str) -> Iterator[tuple[str, int]]:
         # Walk from the directory holding the prefix; the prefix may end inside a name.
@@ -194,13 +203,16 @@ class LocalBackend:
 
 
 def _fsync_dir(directory: str) -> None:
+    """Make a rename or removal in ``directory`` durable. Filesystems that cannot sync a directory
+    say so with EINVAL and are let be; any other error (EIO) is the caller's failure."""
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
         return
     try:
         os.fsync(fd)
-    except OSError:
-        pass
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EROFS):
+            raise
     finally:
         os.close(fd)
