@@ -211,15 +211,7 @@ class Archiver:
         self._warn(f"{path}: {message}")
 
     def _parent_nodes(self, subtree: str | None) -> dict[str, dict]:
-        return {n["name"]: n for n in self._parent_list(subtree)}
-
-    def _parent_list(self, subtree: str | None) -> list[dict]:
-        if not subtree:
-            return []
-        try:
-            return self.repo.read_tree(subtree, validate=False)
-        except Exception:  # a damaged parent only costs re-reading files
-            return []
+        return {node["name"]: node for node, _text in tree.iter_encoded(self._parent_blob(subtree))}
 
     def _save_tree(self, nodes: list[dict]) -> str:
         return self.writer.save(TREE, tree.encode_tree(nodes)).hex()

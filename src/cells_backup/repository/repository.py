@@ -195,16 +195,9 @@ class Repository:
         return decode_blob(self.cipher, self.master.identity, stored, blob, loc.raw_length,
                            f"{name} blob {blob.hex()[:16]}")
 
-    def read_tree(self, tree_id: str, *, validate: bool = True) -> list[dict]:
-        """Nodes of a tree. ``validate=False`` skips the safety checks, for callers that
-        only compare metadata (the parent snapshot during a backup)."""
-        data = self.read_blob(bytes.fromhex(tree_id))
-        if not validate:
-            try:
-                return json.loads(data)["nodes"]
-            except (ValueError, KeyError, TypeError):
-                pass
-        return decode_tree(data, f"tree {tree_id[:16]}")
+    def read_tree(self, tree_id: str) -> list[dict]:
+        """The validated nodes of a tree."""
+        return decode_tree(self.read_blob(bytes.fromhex(tree_id)), f"tree {tree_id[:16]}")
 
     def iter_tree(self, tree_id: str) -> Iterator[dict]:
         """The validated nodes of a tree one at a time (`tree.iter_tree`): a huge directory is
