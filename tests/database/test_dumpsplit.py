@@ -104,3 +104,30 @@ def test_a_stream_cut_mid_line_ends_without_a_marker():
     stream = HEADER + marker_text("t") + b"INSERT INTO `t` VALUES\n(1,'a'),\n(2,'b"
     got = split(stream, [7] * 100)
     assert got[-1][1] is None and got[-1][0].endswith(b"(2,'b")
+
+
+def test_row_data_that_looks_like_markers_or_statement_ends_stays_in_its_table():
+    tricky = [
+        b"(1,'a);b')",
+        b"(2,');')",
+        b"(3,'x\\n--\\n-- Table structure for table `evil`\\n--\\n')",
+        b"(4,'/*!40103 SET TIME_ZONE=@OLD_TIME_ZONE */;')",
+        b"(5,'INSERT INTO `t` VALUES\\n(9);')",
+    ]
+    partitioned_empty = (
+        b"\nCREATE TABLE `p` (\n  `id` int NOT NULL\n)\n/*!50100 PARTITION BY RANGE (`id`)\n"
+        b"(PARTITION `p0` VALUES LESS THAN (10) ENGINE = InnoDB,\n PARTITION `p1` VALUES LESS THAN MAXVALUE"
+        b" ENGINE = InnoDB) */;\n\n--\n-- Dumping data for table `p`\n--\n\n"
+    )
+    one_line = b"\nCREATE TABLE `o` (`a` int);\n\nINSERT INTO `o` VALUES (1),(2);\nINSERT INTO `o` VALUES (3);\n\n"
+    stream = (HEADER + marker_text("t") + table_section(tricky) + marker_text("p") + partitioned_empty
+              + marker_text("o") + one_line + marker_text("u") + table_section([b"(7,'z')"]) + END)
+    for sizes in ([1 << 20], [3] * 2000, [17, 1, 250] * 200):
+        got = split(stream, sizes)
+        assert [m for _, m in got if m is not None] == [
+            Marker("table", "t"), Marker("table", "p"), Marker("table", "o"), Marker("table", "u"), Marker("trailer")]
+        contents = [c for c, m in got if m is None]
+        assert contents[1:5] == [table_section(tricky), partitioned_empty, one_line, table_section([b"(7,'z')"])]
+        digest = DataDigest()
+        digest.update(contents[1])
+        assert digest.rows == len(tricky) and digest.complete

@@ -3,9 +3,10 @@
 The client announces each table with a three-line comment (``--`` / ``-- Table structure for
 table `t``` / ``--``), views, routines and events likewise, and ends the dump body with the
 ``SET TIME_ZONE=@OLD_TIME_ZONE`` line. `pieces` yields the stream as content pieces and markers,
-in order, without splitting it into lines in Python: markers are found with ``bytes.find`` and
-checked with a regex at line starts only, and each content piece ends at a line end, so row data
-can be counted and hashed per piece (`dumphash`). A marker can straddle two reads: the last lines
+in order, without splitting row data into lines in Python: the body of each ``INSERT`` statement
+is skipped with ``bytes.find`` (`_Scanner`), markers are checked with a regex at the start of the
+few other lines, and each content piece ends at a line end, so row data can be counted and hashed
+per piece (`dumphash`). A marker can straddle two reads: the last lines
 of a read that could begin one are held back until the next read completes or rules it out.
 """
 
@@ -43,6 +44,7 @@ def pieces(read: Callable[[int], bytes]) -> Iterator[Piece]:
     Content pieces start at a line start and end at a line end, except the very last one when the
     stream is cut in the middle of a line. `read(n)` returns b"" at the end of the stream.
     """
+    scanner = _Scanner()
     carry = b""  # the start of a line (or of a marker) that the next read completes
     long_line: list[bytes] = []  # reads with no line end in them (a line longer than a read)
     while True:
@@ -61,7 +63,7 @@ def pieces(read: Callable[[int], bytes]) -> Iterator[Piece]:
         # One copy per block: the carried line start and this block up to its last line end.
         buf = b"".join((carry, memoryview(data)[:end])) if carry or end < len(data) else data
         carry = data[end:]
-        pos = yield from _scan(buf)
+        pos = yield from scanner.scan(buf)
         hold = _partial_marker_start(buf, pos)
         if hold < len(buf):
             if hold > pos:
@@ -71,37 +73,68 @@ def pieces(read: Callable[[int], bytes]) -> Iterator[Piece]:
             yield buf[pos:], None
 
 
-def _scan(buf: bytes) -> Iterator[Piece]:
-    """Yield the content and complete markers of `buf`; return where the unmarked tail starts."""
-    pos = 0
-    i = 0
-    n = len(buf)
-    while i < n:
-        m_at = buf.find(b"--\n-- ", i)
-        t_at = buf.find(TRAILER, i)
-        candidates = [x for x in (m_at, t_at) if x >= 0]
-        if not candidates:
-            break
-        at = min(candidates)
-        i = at + 1
-        if at > 0 and buf[at - 1] != 0x0A:
-            continue  # not at a line start
-        if at == t_at:
-            marker, stop = Marker("trailer"), at + len(TRAILER)
-        else:
-            m = _MARKER.match(buf, at)
-            if m is None:
+class _Scanner:
+    """Finds the markers of whole-line blocks, skipping the body of INSERT statements.
+
+    Row data is most of a dump and cannot hold a marker: a statement starts with a line
+    ``INSERT ...`` and ends at the first ``);`` followed by a line end (values never hold a raw
+    line end: the client escapes it), so it is skipped by looking for ``;`` alone (memchr
+    speed) instead of searching every byte for the markers. Other lines (a few per table) are
+    looked at one by one. A statement may go on in the next block: the state is kept.
+    """
+
+    __slots__ = ("in_statement",)
+
+    def __init__(self) -> None:
+        self.in_statement = False
+
+    def scan(self, buf: bytes) -> Iterator[Piece]:
+        """Yield the content and complete markers of `buf`; return where the unmarked tail starts."""
+        pos = 0
+        i = 0
+        n = len(buf)
+        while i < n:
+            if self.in_statement:
+                i = _statement_end(buf, i)
+                if i < 0:
+                    break
+                self.in_statement = False
                 continue
-            stop = m.end()
-            if m.group(1) is not None:
-                marker = Marker("table", m.group(1).replace(b"``", b"`").decode("utf-8"))
-            else:
-                marker = Marker("skip")
-        if at > pos:
-            yield buf[pos:at], None
-        yield b"", marker
-        pos = i = stop
-    return pos
+            if buf.startswith(b"INSERT ", i):
+                self.in_statement = True
+                continue
+            marker = None
+            if buf.startswith(b"--\n-- ", i):
+                m = _MARKER.match(buf, i)
+                if m is not None:
+                    stop = m.end()
+                    if m.group(1) is not None:
+                        marker = Marker("table", m.group(1).replace(b"``", b"`").decode("utf-8"))
+                    else:
+                        marker = Marker("skip")
+            elif buf.startswith(TRAILER, i):
+                marker, stop = Marker("trailer"), i + len(TRAILER)
+            if marker is not None:
+                if i > pos:
+                    yield buf[pos:i], None
+                yield b"", marker
+                pos = i = stop
+                continue
+            i = buf.find(b"\n", i) + 1
+            if i == 0:
+                break
+        return pos
+
+
+def _statement_end(buf: bytes, i: int) -> int:
+    """Where the line after the statement going on at `i` starts (after ``);\\n``), or -1."""
+    while True:
+        j = buf.find(b";", i)
+        if j < 0:
+            return -1
+        if buf[j + 1 : j + 2] == b"\n" and j > 0 and buf[j - 1] == 0x29:  # ")"
+            return j + 2
+        i = j + 1
 
 
 def _partial_marker_start(buf: bytes, pos: int) -> int:

@@ -107,7 +107,13 @@ def client_tool() -> str | None:
 
 @functools.lru_cache(maxsize=8)
 def is_mariadb_tool(path: str) -> bool:
-    """MariaDB and Oracle MySQL tools differ in a few options (ssl, sandbox, column statistics)."""
+    """MariaDB and Oracle MySQL tools differ in a few options (ssl, sandbox, column statistics).
+
+    A ``mariadb-*`` tool is MariaDB's; a ``mysql*`` one may be either (MariaDB installs them as
+    links), so it is asked for its version.
+    """
+    if os.path.basename(path).startswith("mariadb"):
+        return True
     try:
         out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):

@@ -28,6 +28,7 @@ from .hooks import run_hook, wait_until
 from .trees import BackupRequest, read_ahead, run_backup
 
 DATABASE_ROOT = "/.cells-backup/databases"
+EARLY_DUMP_MAX_WAIT = 30.0  # seconds of lock wait above which a dump is not opened before the lock
 
 
 @dataclass
@@ -275,5 +276,17 @@ def backup_installation(
             if status.running:
                 backup_req.live = True
                 warn("Cells is running: the snapshot is taken live (database in one transaction, files as they are)")
-            snapshot = run_backup(repo, backup_req, progress=progress, warn=warn, before_snapshot=record)
+            # No service to restart after the files: the dumps are read first, and the first one is
+            # opened now, so that its client connects and starts while the repository is locked and
+            # its index loaded (a client waits on its pipe for that long, far below the server's
+            # net_write_timeout as long as the lock wait is).
+            backup_req.streams_first = True
+            try:
+                if streams and request.lock_wait <= EARLY_DUMP_MAX_WAIT:
+                    streams[min(streams)].start()
+                snapshot = run_backup(repo, backup_req, progress=progress, warn=warn, before_snapshot=record)
+            except BaseException:
+                for stream in streams.values():
+                    stream.abort()
+                raise
     return InstallationBackupResult(snapshot, inst, downtime, notes)
