@@ -143,4 +143,23 @@ def main(argv: list[str] | None = None) -> None:
         else:
             sys.stderr.write("(set CELLS_BACKUP_DEBUG=1 for details and please report it)\n")
         code = ExitCode.ERROR
+    if argv is None:
+        _exit_now(code or 0)
     sys.exit(code or 0)
+
+
+def _exit_now(code: int) -> None:
+    """End the process without the interpreter's teardown (tens of ms of freeing every object).
+
+    Everything that must outlive the command is written by then: repository files are written
+    and synced as they are stored, locks released by their context managers, child processes
+    waited for. Only the standard streams and the log handlers still hold buffered output.
+    """
+    if "logging" in sys.modules:
+        sys.modules["logging"].shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            code = code or ExitCode.ERROR
+    os._exit(code)
