@@ -102,14 +102,13 @@ class Restorer:
         # (a third slower for 100k small files than one thread). Larger files (decompression,
         # decryption and writes, without the GIL) and every file of a remote repository (network
         # waits) use all the workers.
-        small_workers = self._workers if self.repo.remote else 1
         with ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="restore") as pool, \
-                ThreadPoolExecutor(max_workers=small_workers, thread_name_prefix="restore-small") as small_pool:
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore-small") as small_pool:
             self._pending: list = []
             self._batch: list[tuple[str, dict]] = []
             self._batch_bytes = 0
             self._pool = pool
-            self._small_pool = small_pool
+            self._small_pool = pool if self.repo.remote else small_pool
             self._walk(tree_id, target, "", select)
             self._queue_in_pack_order()
             self._flush_batch()
