@@ -25,9 +25,10 @@ def cells_backup(settings: Settings, *, cells_dir, tags, excludes, extra_paths, 
         extra_paths=extra_paths, no_database=no_database, database_url=database_url,
         skip_documents_db=skip_documents_db, stop_command=stop_command or hooks.get("stop_command"),
         start_command=start_command or hooks.get("start_command"), live=live, when=when, lock_wait=lock_wait)
+    repo = settings.open()
     progress = Progress()
     with ProgressLine(_progress_renderer(progress), enabled=not settings.out.quiet):
-        result = backup_installation(settings.open, request, progress=progress, warn=settings.out.warn,
+        result = backup_installation(repo, request, progress=progress, warn=settings.out.warn,
                                      info=settings.out.info)
     for note in result.warnings:
         settings.out.warn(note)

@@ -28,7 +28,6 @@ from .hooks import run_hook, wait_until
 from .trees import BackupRequest, read_ahead, run_backup
 
 DATABASE_ROOT = "/.cells-backup/databases"
-EARLY_DUMP_MAX_WAIT = 30.0  # seconds of lock wait above which a dump is not opened before the lock
 
 
 @dataclass
@@ -152,18 +151,15 @@ class DumpStream:
 
 
 def backup_installation(
-    repo: Repository | Callable[[], Repository],
+    repo: Repository,
     request: InstallationBackupRequest,
     *,
     progress: Progress | None = None,
     warn: Callable[[str], None] | None = None,
     info: Callable[[str], None] | None = None,
 ) -> InstallationBackupResult:
-    """Back up the installation `request` names into `repo` (or the repository `repo()` opens:
-    without hooks, the dump client then starts while the repository key is derived)."""
     warn = warn or (lambda _m: None)
     info = info or (lambda _m: None)
-    open_repo = repo if callable(repo) else (lambda: repo)
     if bool(request.stop_command) != bool(request.start_command):
         raise UsageError("--stop-command and --start-command go together")
     inst = load_installation(find_working_dir(request.cells_dir))
@@ -252,7 +248,6 @@ def backup_installation(
 
             # Cells still runs: files are stored now, so that while it is stopped only what changed
             # since is read again (its data is the same as the parent's otherwise).
-            repo = open_repo()
             info("reading the files before stopping Cells")
             backup_req.read_ahead = read_ahead(repo, backup_req)
             info("stopping Cells")
@@ -280,18 +275,5 @@ def backup_installation(
             if status.running:
                 backup_req.live = True
                 warn("Cells is running: the snapshot is taken live (database in one transaction, files as they are)")
-            # No service to restart after the files: the dumps are read first, and the first one is
-            # opened now, so that its client connects and starts while the repository is opened,
-            # locked and its index loaded (a client waits on its pipe for that long, far below the
-            # server's net_write_timeout as long as the lock wait is).
-            backup_req.streams_first = True
-            try:
-                if streams and request.lock_wait <= EARLY_DUMP_MAX_WAIT:
-                    streams[min(streams)].start()
-                snapshot = run_backup(open_repo(), backup_req, progress=progress, warn=warn,
-                                      before_snapshot=record)
-            except BaseException:
-                for stream in streams.values():
-                    stream.abort()
-                raise
+            snapshot = run_backup(repo, backup_req, progress=progress, warn=warn, before_snapshot=record)
     return InstallationBackupResult(snapshot, inst, downtime, notes)

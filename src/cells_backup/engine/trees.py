@@ -72,7 +72,6 @@ class BackupRequest:
     live: bool = False
     lock_wait: float = LOCK_WAIT
     read_ahead: Snapshot | None = None  # what `read_ahead` stored: the parent, its data counted
-    streams_first: bool = False  # archive the virtual dirs (database dumps) before the trees
 
 
 def run_backup(
@@ -128,7 +127,7 @@ def _archive(repo: Repository, request: BackupRequest, paths: list[str], parent:
 
     with BlobWriter(repo) as writer:
         archiver = Archiver(repo, writer, parent=parent, exclude=exclude, progress=progress, warn=warn,
-                            on_files_done=on_files_done, streams_first=request.streams_first)
+                            on_files_done=on_files_done)
         tree_id = archiver.archive(paths, virtual)
     return tree_id, archiver
 

@@ -157,11 +157,9 @@ class Archiver:
         progress: Progress | None = None,
         warn: Callable[[str], None] | None = None,
         on_files_done: Callable[[], None] | None = None,
-        streams_first: bool = False,
     ) -> None:
         self.repo = repo
         self._on_files_done = on_files_done
-        self._streams_first = streams_first
         self.writer = writer
         self.parent = parent
         self.exclude = exclude
@@ -222,10 +220,8 @@ class Archiver:
         parent_nodes = self._parent_nodes(parent_subtree)
         nodes = []
         # Real trees before streams: a caller may restart a service once the files are read
-        # (`on_files_done`) while the streams (a database dump in its own snapshot) go on. Or
-        # streams first (`streams_first`): a dump opened early is then read at once.
-        last = not self._streams_first
-        for name, child in sorted(trie.children.items(), key=lambda kv: (_has_virtual(kv[1]) == last, kv[0])):
+        # (`on_files_done`) while the streams (a database dump in its own snapshot) go on.
+        for name, child in sorted(trie.children.items(), key=lambda kv: (_has_virtual(kv[1]), kv[0])):
             child_path = os.path.join(path, name)
             prev = parent_nodes.get(name)
             if child.real is not None:
