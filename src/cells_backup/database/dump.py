@@ -42,7 +42,7 @@ class DumpPart(io.RawIOBase):
         super().__init__()
         self.name = name
         self._chunks = chunks
-        self._buf = b""
+        self._buf = memoryview(b"")  # a view: handing bytes on to the caller copies them once
         self._pos = 0
         self._eof = False
 
@@ -56,11 +56,11 @@ class DumpPart(io.RawIOBase):
             if self._eof:
                 return 0
             try:
-                self._buf = next(self._chunks)
+                self._buf = memoryview(next(self._chunks))
                 self._pos = 0
             except StopIteration:
                 self._eof = True
-                self._buf, self._pos = b"", 0
+                self._buf, self._pos = memoryview(b""), 0
                 return 0
         n = min(len(view), len(self._buf) - self._pos)
         view[:n] = self._buf[self._pos : self._pos + n]

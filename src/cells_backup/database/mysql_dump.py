@@ -22,6 +22,7 @@ from __future__ import annotations
 import binascii
 import contextlib
 import fcntl
+import functools
 import os
 import subprocess
 import threading
@@ -51,7 +52,7 @@ from cells_backup.database.mysql_client import (
 from cells_backup.database.mysql_schema import DatabaseFacts, TableShape, read_facts, table_shape
 from cells_backup.database.rowhash import escape
 
-CHUNK = 256 * 1024
+CHUNK = 64 * 1024  # small pieces (structure lines) are joined up to this; a block of rows goes alone
 PIPE_BYTES = 1 << 20
 STATEMENT_BYTES = 1 << 20
 _COMPLETED = b"-- Dump completed"
@@ -196,7 +197,7 @@ class ToolMySQLDump(_MySQLDump):
 
     def _pieces(self) -> Iterator[Piece]:
         assert self._proc and self._proc.stdout
-        return pieces(self._proc.stdout.read)
+        return pieces(functools.partial(os.read, self._proc.stdout.fileno()))  # no buffered copy
 
     def _section(self, stream: Iterator[Piece], digest: DataDigest | None) -> Iterator[bytes]:
         """The content up to the next marker (stored in self._marker; None at the end)."""
