@@ -139,6 +139,25 @@ def test_killed_dump_client_fails_the_dump(small_source):
         dump.close()
 
 
+def niceness(pid: int | str = "self") -> int:
+    """The nice value of a process (field 19 of /proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[16])
+
+
+def test_while_dumping_the_client_keeps_its_priority_and_ours_is_lowered_then_restored(small_source):
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    dump = open_dump(small_source, "auto")
+    parts = dump.parts()
+    next(parts).read(100)
+    assert niceness(dump.pid) == before  # started before we lowered ourselves
+    assert os.getpriority(os.PRIO_PROCESS, 0) == min(before + 10, 19)
+    for part in parts:
+        part.read()
+    dump.close()
+    assert os.getpriority(os.PRIO_PROCESS, 0) == (before if os.geteuid() == 0 else min(before + 10, 19))
+
+
 def test_dump_closed_early_is_not_complete(small_source):
     dump = open_dump(small_source, "auto")
     next(dump.parts()).read()

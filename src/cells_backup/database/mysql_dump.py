@@ -51,6 +51,7 @@ from cells_backup.database.mysql_client import (
 )
 from cells_backup.database.mysql_schema import DatabaseFacts, TableShape, read_facts, table_shape
 from cells_backup.database.rowhash import escape
+from cells_backup.priority import yield_cpu
 
 CHUNK = 64 * 1024  # small pieces (structure lines) are joined up to this; a block of rows goes alone
 PIPE_BYTES = 1 << 20
@@ -174,6 +175,7 @@ class ToolMySQLDump(_MySQLDump):
         with contextlib.suppress(OSError, AttributeError):  # fewer, larger writes by the client
             fcntl.fcntl(self._proc.stdout.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         self._watch_stderr()
+        self._stack.enter_context(yield_cpu())  # the client (started above) and its server first
 
     def _process_error(self) -> str | None:
         """Wait for the client; a one-line message if it failed."""

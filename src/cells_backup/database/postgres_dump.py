@@ -46,6 +46,7 @@ from cells_backup.database.postgres_client import (
     require_tool,
 )
 from cells_backup.database.postgres_holder import SnapshotHolder
+from cells_backup.priority import yield_cpu
 
 PRE_PART = "schema/pre.sql"
 CHUNK = 256 * 1024
@@ -152,6 +153,7 @@ class PostgresDump(DatabaseDump):
         except OSError as e:
             raise DatabaseError(f"cannot run {self.pg_dump}: {e}") from None
         self._watch_stderr()
+        self._stack.enter_context(yield_cpu())  # the client (started above) and its server first
         assert self._proc.stdout
         self._lines = iter(self._proc.stdout.readline, b"")
         self.holder.send("".join(hash_query(f"H{i}", s, t) for i, (s, t) in enumerate(self.tables)) + "SELECT 'E';\n")
