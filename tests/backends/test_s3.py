@@ -13,7 +13,8 @@ import pytest
 from cells_backup.errors import AlreadyExistsError, BackendError, NotFoundError, UsageError
 from cells_backup.repository.backends import open_backend
 from cells_backup.repository.backends.retry import TransientBackendError
-from cells_backup.repository.backends.s3 import S3Backend, parse_s3_url, shared_profile
+from cells_backup.repository.backends.s3 import S3Backend
+from cells_backup.repository.backends.s3_config import parse_s3_url, shared_profile
 
 FAST = {"attempts": 2, "deadline": 2.0, "connect_timeout": 1.0, "timeout": 5.0}
 

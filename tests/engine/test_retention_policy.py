@@ -14,15 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cells_backup.engine.forget_plan import GroupKey, group_snapshots, plan_forget
 from cells_backup.engine.retention import (
     EMPTY_POLICY_MESSAGE,
     Duration,
-    GroupKey,
     RetentionPolicy,
     apply_policy,
-    group_snapshots,
     parse_duration,
-    plan_forget,
 )
 from cells_backup.errors import UsageError
 from cells_backup.repository.snapshot import Snapshot

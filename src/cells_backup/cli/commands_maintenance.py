@@ -109,7 +109,7 @@ def forget(settings: Settings, keep_last, keep_hourly, keep_daily, keep_weekly, 
            keep_within, keep_within_daily, keep_within_weekly, keep_within_monthly, keep_tags, group_by,
            then_prune, max_unused, dry_run) -> None:
     """Apply a retention policy: remove snapshots the policy does not keep."""
-    from ..engine.retention import plan_forget
+    from ..engine.forget_plan import plan_forget
 
     policy = policy_from_options(
         keep_last=keep_last, keep_hourly=keep_hourly, keep_daily=keep_daily, keep_weekly=keep_weekly,

@@ -59,7 +59,7 @@ def run_job(
         retention = config.get("retention")
         if retention:
             from ..repository.lock import Lock
-            from .retention import plan_forget
+            from .forget_plan import plan_forget
 
             info("retention")
             policy = retention_policy(retention)
