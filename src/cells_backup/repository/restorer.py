@@ -131,8 +131,7 @@ class Restorer:
             return
         size = node.get("size", 0)
         if size >= LARGE_FILE:
-            self._pending.append(self._pool.submit(self._restore_file_safe, path, node))
-            self._drain(self._workers * 2)
+            self._submit(self._pool, self._restore_file_safe, path, node)
             return
         self._batch.append((path, node))
         self._batch_bytes += size
@@ -151,8 +150,11 @@ class Restorer:
     def _flush_batch(self) -> None:
         if self._batch:
             batch, self._batch, self._batch_bytes = self._batch, [], 0
-            self._pending.append(self._small_pool.submit(self._restore_batch, batch))
-            self._drain(self._workers * 2)
+            self._submit(self._small_pool, self._restore_batch, batch)
+
+    def _submit(self, pool: ThreadPoolExecutor, task: Callable, *args: object) -> None:
+        self._pending.append(pool.submit(task, *args))
+        self._drain(self._workers * 2)
 
     def _restore_batch(self, batch: list[tuple[str, dict]]) -> None:
         for path, node in batch:
