@@ -77,6 +77,19 @@ def test_read_range(backend) -> None:
     assert backend.read_range("pack", 3, 0) == b""
 
 
+def test_streamed_read_joins_to_the_ranged_read(backend) -> None:
+    """Backends that stream reads (S3, several chunks here) give the bytes `read_range` would."""
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    backend.write("pack", data)
+    stream = getattr(backend, "read_stream", None) or (lambda n, o, k: [backend.read_range(n, o, k)])
+    assert b"".join(stream("pack", 0, len(data))) == data
+    assert b"".join(stream("pack", 1000, 2 * 1024 * 1024)) == data[1000 : 1000 + 2 * 1024 * 1024]
+    assert b"".join(stream("pack", len(data) - 10, 100)) == data[-10:]  # short at the end
+    assert b"".join(stream("pack", len(data) + 10, 100)) == b""  # past the end
+    with pytest.raises(NotFoundError):
+        b"".join(stream("missing", 0, 10))
+
+
 def test_overwrite_replaces_whole_object(backend) -> None:
     backend.write("snapshots/" + hexname(1), b"first version, longer")
     backend.write("snapshots/" + hexname(1), b"second")

@@ -119,6 +119,11 @@ class CountingBackend:
         self.pack_bytes_read += len(data) if name.startswith("data/") else 0
         return data
 
+    def read_stream(self, name: str, offset: int, length: int):
+        for chunk in self._backend.read_stream(name, offset, length):
+            self.pack_bytes_read += len(chunk) if name.startswith("data/") else 0
+            yield chunk
+
 
 def test_restore_from_s3_downloads_each_pack_about_once(s3_server_running, s3_prefix, tmp_path):
     """Big files' chunks are spread over packs filled in parallel; small files sit between them."""

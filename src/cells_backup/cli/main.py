@@ -10,7 +10,7 @@ from functools import wraps
 
 import click
 
-from .. import __version__
+from .. import __version__, allocator
 from ..engine.password import PasswordSource
 from ..engine.session import RepoSettings, open_repository
 from ..errors import CellsBackupError, ExitCode
@@ -90,32 +90,9 @@ def cli(ctx, repo, password_file, password_command, config_file, s3_endpoint, s3
     )
 
 
-def _tune_malloc() -> None:
-    """Keep large buffers off the heap, and the heap from being handed back after every pack.
-
-    glibc raises its mmap threshold after the first large free, after which multi-MiB buffers
-    come from per-thread heaps and stay resident: a fixed 1 MiB threshold about halves the peak
-    RSS of a backup of large files. Below it, the default trim threshold (128 KiB) gives the top
-    of the heap back to the system whenever that much is free and faults it in again for the
-    next buffers: a 16 MiB threshold and a single arena (all threads share it; the worker threads
-    spend their time in code that releases the GIL, not in malloc) cut the page faults of a
-    backup, a restore or a database dump by two thirds to three quarters for a few MiB of RSS.
-    No effect (and no error) off glibc.
-    """
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 1024 * 1024)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 16 * 1024 * 1024)  # M_TRIM_THRESHOLD
-        libc.mallopt(-8, 1)  # M_ARENA_MAX
-    except (OSError, AttributeError):
-        pass
-
-
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every expected failure becomes one line on stderr and its exit code."""
-    _tune_malloc()
+    allocator.tune()
     from . import commands_cells, commands_maintenance, commands_ops, commands_repo, commands_tree  # noqa: F401
 
     try:

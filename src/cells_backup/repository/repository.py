@@ -192,7 +192,19 @@ class Repository:
         stored = reader.read_range(name, loc.offset, loc.length)
         if len(stored) != loc.length:
             raise IntegrityError(f"{name}: truncated (blob {blob.hex()[:16]})")
-        return decode_blob(self.cipher, self.master.identity, stored, blob, loc.raw_length,
+        return self.open_stored(blob, stored, loc.raw_length, name)
+
+    def read_stream(self, name: str, offset: int, length: int) -> Iterable[bytes]:
+        """Bytes ``offset`` to ``offset + length`` of a stored object, in chunks as they arrive
+        (one chunk from backends that cannot stream); short when the object is."""
+        stream = getattr(self.backend, "read_stream", None)
+        if stream is not None:
+            return stream(name, offset, length)
+        return [self.backend.read_range(name, offset, length)]
+
+    def open_stored(self, blob: bytes, stored: bytes | memoryview, raw_length: int, name: str) -> bytes:
+        """The plain bytes of blob ``blob``, read from pack ``name`` by the caller: verified."""
+        return decode_blob(self.cipher, self.master.identity, stored, blob, raw_length,
                            f"{name} blob {blob.hex()[:16]}")
 
     def read_tree(self, tree_id: str) -> list[dict]:

@@ -16,10 +16,13 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
+from .. import allocator
 from ..errors import CellsBackupError, IntegrityError
 from . import tree
 from .fsmeta import apply_metadata
+from .pack_restore import PackOrderRestore
 from .repository import Repository
+from .sparse import write_at
 
 
 @dataclass
@@ -31,30 +34,7 @@ class RestoreResult:
     warnings: list[str] = field(default_factory=list)
 
 
-_HOLE = 64 * 1024
 LARGE_FILE = 1024 * 1024  # files from this size up are restored by all the workers
-_ZEROS = bytes(_HOLE)
-
-
-def _write_sparse(fd: int, data: bytes) -> bool:
-    """Write ``data`` at the current offset, leaving 64 KiB runs of zeros as holes; returns
-    whether it ended with a hole."""
-    view = memoryview(data)
-    if data.find(_ZEROS[:4096]) < 0:  # common case: no long zero run at all
-        while view:
-            view = view[os.write(fd, view):]
-        return False
-    hole = False
-    for start in range(0, len(data), _HOLE):
-        end = min(start + _HOLE, len(data))
-        hole = end - start == _HOLE and data.count(0, start, end) == _HOLE
-        if hole:
-            os.lseek(fd, _HOLE, os.SEEK_CUR)
-            continue
-        block = view[start:end]
-        while block:
-            block = block[os.write(fd, block):]
-    return hole
 
 
 class Restorer:
@@ -79,9 +59,9 @@ class Restorer:
         self._symlinks: list[tuple[str, dict]] = []
         self._links: list[tuple[str, str]] = []  # (first path, other name of the same inode)
         self._dirs: list[tuple[str, dict]] = []
-        # Remote repository: files are restored in the order of their data in the packs, so that
-        # the few packs kept in memory serve whole runs of files (`_queue_in_pack_order`).
-        self._by_pack: list[tuple[str, dict]] | None = [] if repo.remote else None
+        # Remote repository: files are written pack by pack, each pack read once (`PackOrderRestore`).
+        self._by_pack = PackOrderRestore(repo, create=self._create, finish=self._finish,
+                                         error=self._error) if repo.remote else None
 
     def _error(self, path: str, message: str) -> None:
         with self._lock:
@@ -95,24 +75,25 @@ class Restorer:
         ``select`` (snapshot-relative path -> bool) limits the restore to some paths;
         directories on the way to a selected path are always created.
         """
+        allocator.keep_blobs_on_heap()
         target = os.path.abspath(target)
         os.makedirs(target, exist_ok=True)
         # Small files of a local repository go to one thread of their own: restoring one is a few
         # system calls and little else, and two threads doing that hand the GIL over at every call
         # (a third slower for 100k small files than one thread). Larger files (decompression,
-        # decryption and writes, without the GIL) and every file of a remote repository (network
-        # waits) use all the workers.
+        # decryption and writes, without the GIL) use all the workers.
         with ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="restore") as pool, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore-small") as small_pool:
             self._pending: list = []
             self._batch: list[tuple[str, dict]] = []
             self._batch_bytes = 0
             self._pool = pool
-            self._small_pool = pool if self.repo.remote else small_pool
+            self._small_pool = small_pool
             self._walk(tree_id, target, "", select)
-            self._queue_in_pack_order()
             self._flush_batch()
             self._drain(0)
+        if self._by_pack is not None:
+            self._by_pack.run()
         for first, path in self._links:
             self._make_hardlink(first, path)
         for path, node in self._symlinks:
@@ -127,7 +108,7 @@ class Restorer:
         """Files go to the workers in batches: one task per file would cost more in thread
         hand-offs than restoring a small file does."""
         if self._by_pack is not None:
-            self._by_pack.append((path, node))
+            self._by_pack.add(path, node)
             return
         size = node.get("size", 0)
         if size >= LARGE_FILE:
@@ -137,15 +118,6 @@ class Restorer:
         self._batch_bytes += size
         if len(self._batch) >= 64 or self._batch_bytes >= 8 * 1024 * 1024:
             self._flush_batch()
-
-    def _queue_in_pack_order(self) -> None:
-        """Queue the files held back for a remote repository, sorted by where their data starts."""
-        if not self._by_pack:
-            return
-        files, self._by_pack = self._by_pack, None
-        files.sort(key=lambda item: self.repo.blob_position(item[1].get("content") or []))
-        for path, node in files:
-            self._queue_file(path, node)
 
     def _flush_batch(self) -> None:
         if self._batch:
@@ -238,25 +210,42 @@ class Restorer:
             self._error(path, f"cannot create directory: {exc.strerror}")
         return False
 
-    def _restore_file_safe(self, path: str, node: dict) -> None:
+    def _create(self, path: str) -> int | None:
+        """A new file at ``path``, open for writing; None (reported) when it cannot be made."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            self._restore_file(path, node)
+            try:
+                return os.open(path, flags, 0o600)  # O_EXCL: never through a link, never over a file
+            except FileExistsError:
+                if not self._clear(path):
+                    return None
+                return os.open(path, flags, 0o600)
+        except OSError as exc:
+            self._error(path, f"cannot write: {exc.strerror}")
+            return None
+
+    def _finish(self, path: str, node: dict, fd: int, size: int) -> None:
+        """Metadata on a file whose data is all written, then count it."""
+        warnings = apply_metadata(path, node, owner=self.owner, is_root=self.is_root, fd=fd)
+        if warnings:
+            with self._lock:
+                self.result.warnings += warnings
+        self._count(path, size)
+
+    def _restore_file_safe(self, path: str, node: dict) -> None:
+        fd = self._create(path)
+        if fd is None:
+            return
+        try:
+            self._restore_file(path, node, fd)
         except OSError as exc:
             self._error(path, f"cannot write: {exc.strerror}")
             try:
-                if os.path.isfile(path) and not os.path.islink(path):
-                    os.unlink(path)  # no half-written file left looking restored
+                os.unlink(path)  # no half-written file left looking restored
             except OSError:
                 pass
 
-    def _restore_file(self, path: str, node: dict) -> None:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        try:
-            fd = os.open(path, flags, 0o600)  # O_EXCL: never through a link, never over a file
-        except FileExistsError:
-            if not self._clear(path):
-                return
-            fd = os.open(path, flags, 0o600)
+    def _restore_file(self, path: str, node: dict, fd: int) -> None:
         damaged = None
         try:
             offset = 0
@@ -267,22 +256,17 @@ class Restorer:
                 except CellsBackupError as exc:
                     damaged = str(exc)
                     break
-                hole_at_end = _write_sparse(fd, data)  # sparse files stay sparse
+                hole_at_end = write_at(fd, data, offset)  # sparse files stay sparse
                 offset += len(data)
             if damaged is None:
                 if hole_at_end:
                     os.ftruncate(fd, offset)  # a trailing hole is only a seek: give the file its length
-                warnings = apply_metadata(path, node, owner=self.owner, is_root=self.is_root, fd=fd)
-                if warnings:
-                    with self._lock:
-                        self.result.warnings += warnings
+                self._finish(path, node, fd, offset)
         finally:
             os.close(fd)
         if damaged is not None:
             os.unlink(path)
             self._error(path, f"not restored, its data is damaged: {damaged}")
-            return
-        self._count(path, offset)
 
     def _count(self, path: str, size: int) -> None:
         with self._lock:

@@ -220,6 +220,10 @@ class FaultyBackend:
         fault = self._before("read_range", name)
         return self._after_read(fault, "read_range", name, self.inner.read_range(name, offset, length))
 
+    def read_stream(self, name: str, offset: int, length: int) -> Iterator[bytes]:
+        """A streamed read is one ranged read here, so that its faults apply to it too."""
+        yield self.read_range(name, offset, length)
+
     def _after_read(self, fault: Fault | None, op: str, name: str, data: bytes) -> bytes:
         if fault is None:
             return data

@@ -135,6 +135,10 @@ class RetryingBackend:
         """Retried whole."""
         return self._call(lambda: self.inner.read_range(name, offset, length))
 
+    def read_stream(self, name: str, offset: int, length: int) -> Iterator[bytes]:
+        """One ranged read, retried whole: a stream cut halfway could not be retried here."""
+        yield self.read_range(name, offset, length)
+
     def write(self, name: str, data: bytes | memoryview, *, exclusive: bool = False) -> None:
         """Retried; a plain write is idempotent, an exclusive one is checked as described above."""
         if not exclusive:

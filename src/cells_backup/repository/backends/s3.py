@@ -44,6 +44,7 @@ DEFAULT_TIMEOUT = 300.0  # a 64 MiB pack over a slow uplink needs minutes, not o
 DEFAULT_CONNECT_TIMEOUT = 5.0
 SINGLE_PUT_LIMIT = 5 * 1024**3
 MULTIPART_CHUNK = 16 * 1024 * 1024
+STREAM_CHUNK = 512 * 1024  # streamed reads: below the allocator's mmap threshold, so buffers are reused
 
 _STATUS_RE = re.compile(r"status code: (\d{3})")
 _CODE_RE = re.compile(r"<Code>([A-Za-z]+)</Code>")
@@ -218,6 +219,28 @@ class S3Backend:
             return memoryview(self._store.get(key).bytes())
         except Exception as exc:
             raise self._error(exc, "read", name) from None
+
+    def read_stream(self, name: str, offset: int, length: int) -> Iterator[bytes]:
+        """Bytes ``offset`` to ``offset + length`` in chunks of ``STREAM_CHUNK`` as they arrive
+        (one request; short at the end of the object)."""
+        key = _check_name(name)
+        if length <= 0:
+            return
+        try:
+            chunks = self._store.get(key, options={"range": (offset, offset + length)}).stream(STREAM_CHUNK)
+        except Exception as exc:
+            if _is_range_error(exc):
+                self.size(name)
+                return
+            raise self._error(exc, "read", name) from None
+        while True:
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                return
+            except Exception as exc:
+                raise self._error(exc, "read", name) from None
+            yield chunk
 
     def read_range(self, name: str, offset: int, length: int) -> bytes:
         """Like a file's seek+read: short or empty at the end, negative offsets from the end."""
