@@ -23,10 +23,11 @@ from .sparse import write_at
 PACKS_IN_FLIGHT = 2  # packs streamed at once: network waits overlap decoding and writes
 GAP = 1024 * 1024  # needed blobs of a pack closer than this are read in one request
 ATTEMPTS = 3  # a stream cut short is resumed from the first blob not yet written
+LOCK_STRIPES = 64  # files share locks: a million files to restore need no million locks
 _REOPEN = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _File:
     path: str
     node: dict
@@ -35,10 +36,9 @@ class _File:
     created: bool = False
     ends_in_hole: bool = False
     failure: str | None = None  # why the file is not restored; "" when that was already reported
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Need:
     """One stored blob of a pack and every (file, offset) its plain bytes go to."""
 
@@ -72,6 +72,7 @@ class PackOrderRestore:
         self._error = error
         self._packs_in_flight = packs_in_flight
         self._packs: dict[bytes, dict[bytes, _Need]] = {}  # in the order the files first need them
+        self._locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
 
     def add(self, path: str, node: dict) -> None:
         content = node.get("content") or []
@@ -173,7 +174,7 @@ class PackOrderRestore:
 
     def _write(self, file: _File, offset: int, data: bytes) -> None:
         """Write one blob's bytes into ``file``; the writer of its last blob finishes it."""
-        with file.lock:
+        with self._locks[hash(file) % LOCK_STRIPES]:
             if file.created:
                 fd = os.open(file.path, _REOPEN)
             else:
@@ -202,7 +203,7 @@ class PackOrderRestore:
     def _place_done(self, file: _File, fd: int = -1) -> bool:
         """Count one place of ``file`` as written or given up; the last one finishes the file
         (with ``fd`` when the caller has it open; then returns True, having closed it)."""
-        with file.lock:
+        with self._locks[hash(file) % LOCK_STRIPES]:
             file.remaining -= 1
             if file.remaining:
                 return False
