@@ -213,3 +213,23 @@ def test_tar_stream_to_stdout(repo, source, env):
     assert proc.returncode == 0
     with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as tar:
         assert tar.extractfile(str(source / "a.txt").lstrip("/")).read() == Path(source / "a.txt").read_bytes()
+
+
+def test_every_command_is_found_where_the_command_table_says() -> None:
+    """A command run imports only its own module: the table must name every command's module."""
+    import importlib
+
+    from cells_backup.cli.main import COMMAND_MODULES, cli
+
+    modules = sorted(set(COMMAND_MODULES.values()))
+    for module in modules:
+        importlib.import_module(f"cells_backup.cli.{module}")
+    registered = {name: cmd.callback.__module__.rsplit(".", 1)[-1] for name, cmd in cli.commands.items()}
+    assert registered == COMMAND_MODULES
+
+
+def test_help_lists_every_command(env) -> None:
+    r = run_cli("--help", env=env)
+    assert r.code == 0
+    for name in ("backup", "restore", "verify-install", "key", "forget", "schedule", "drill"):
+        assert f"  {name} " in r.stdout

@@ -8,12 +8,10 @@ from datetime import datetime
 
 import click
 
-from ..engine.export import write_tar
 from ..engine.trees import BackupRequest, restore_tree, run_backup
 from ..errors import CellsBackupError, ExitCode, UsageError
 from ..repository.archiver import Progress
 from ..repository.prefetch import prefetch_metadata
-from ..repository.restorer import find_node
 from .main import Settings, cli, common_options
 from .options import rewrite_options
 from .output import ProgressLine, human_bytes, human_duration
@@ -138,6 +136,8 @@ def restore(settings: Settings, snapshot, target, cells_dir, maps, database_url,
     if not target:
         raise UsageError("this snapshot holds plain trees: give --target DIR")
     if dry_run:
+        from ..repository.restorer import find_node
+
         repo.load_index()
         start = only or "/"
         node = find_node(repo, snap.tree, start)
@@ -167,6 +167,8 @@ def restore(settings: Settings, snapshot, target, cells_dir, maps, database_url,
 @common_options
 def ls_command(settings: Settings, snapshot: str, path: str, long_: bool) -> None:
     """List a snapshot's files (under PATH)."""
+    from ..repository.restorer import find_node
+
     repo = settings.open()
     snap = repo.resolve_snapshot(snapshot, warn=settings.out.warn)
     repo.load_index()
@@ -204,6 +206,8 @@ def dump(settings: Settings, snapshot: str, path: str, output: str, database: bo
         from .commands_cells import dump_database
 
         return dump_database(settings, repo, snap, output)
+    from ..engine.export import write_tar
+
     if output == "-":
         if sys.stdout.isatty():
             raise UsageError("refusing to write a tar to a terminal; use -o FILE or a pipe")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
@@ -46,7 +47,33 @@ def common_options(func):
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+# Which module defines each command: a run imports only the module of its own command.
+COMMAND_MODULES = {
+    "backup": "commands_tree", "restore": "commands_tree", "ls": "commands_tree", "dump": "commands_tree",
+    "inspect": "commands_cells", "rehost": "commands_cells", "verify-install": "commands_cells",
+    "init": "commands_repo", "key": "commands_repo", "snapshots": "commands_repo", "check": "commands_repo",
+    "copy": "commands_repo", "stats": "commands_repo", "unlock": "commands_repo",
+    "forget": "commands_maintenance", "prune": "commands_maintenance", "repair": "commands_maintenance",
+    "diff": "commands_maintenance",
+    "config": "commands_ops", "run": "commands_ops", "schedule": "commands_ops", "drill": "commands_ops",
+}
+
+
+class LazyGroup(click.Group):
+    """Imports a command's module when the command is looked up (each module registers its
+    commands on `cli` as it is imported)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            importlib.import_module(f"{__package__}.{module}")
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="cells-backup")
 @click.option("--repo", "-r", envvar="CELLS_BACKUP_REPOSITORY", help="Repository: a path or s3://bucket/prefix.")
 @click.option("--password-file", type=click.Path(dir_okay=False), help="File holding the repository password.")
@@ -93,8 +120,6 @@ def cli(ctx, repo, password_file, password_command, config_file, s3_endpoint, s3
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every expected failure becomes one line on stderr and its exit code."""
     allocator.tune()
-    from . import commands_cells, commands_maintenance, commands_ops, commands_repo, commands_tree  # noqa: F401
-
     try:
         code = cli.main(args=argv, prog_name="cells-backup", standalone_mode=False)
     except click.exceptions.Abort:

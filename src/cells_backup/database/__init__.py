@@ -14,12 +14,26 @@ Public API (see each module):
 * `errors.DatabaseError`
 """
 
-from cells_backup.database.dsn import ConnectionInfo, parse_database_url, parse_pydio_dsn
-from cells_backup.database.dump import DatabaseDump, DumpPart, open_dump
-from cells_backup.database.errors import DatabaseError
-from cells_backup.database.export import export_sql
-from cells_backup.database.load import RestoreReport, restore_database
-from cells_backup.database.probe import check_connection, is_empty, table_info
+from typing import TYPE_CHECKING
+
+from cells_backup.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from cells_backup.database.dsn import ConnectionInfo, parse_database_url, parse_pydio_dsn
+    from cells_backup.database.dump import DatabaseDump, DumpPart, open_dump
+    from cells_backup.database.errors import DatabaseError
+    from cells_backup.database.export import export_sql
+    from cells_backup.database.load import RestoreReport, restore_database
+    from cells_backup.database.probe import check_connection, is_empty, table_info
+
+__getattr__ = lazy_exports(__name__, {
+    "dsn": ["ConnectionInfo", "parse_database_url", "parse_pydio_dsn"],
+    "dump": ["DatabaseDump", "DumpPart", "open_dump"],
+    "errors": ["DatabaseError"],
+    "export": ["export_sql"],
+    "load": ["RestoreReport", "restore_database"],
+    "probe": ["check_connection", "is_empty", "table_info"],
+})
 
 __all__ = [
     "ConnectionInfo",

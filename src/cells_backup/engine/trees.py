@@ -11,14 +11,17 @@ import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from ..errors import CellsBackupError, TargetNotEmptyError
 from ..repository.archiver import Archiver, Progress, VirtualDir, make_snapshot
 from ..repository.lock import Lock
 from ..repository.repository import Repository
-from ..repository.restorer import Restorer, RestoreResult, find_node
 from ..repository.snapshot import Snapshot
 from ..repository.writer import BlobWriter
+
+if TYPE_CHECKING:
+    from ..repository.restorer import RestoreResult
 
 LOCK_WAIT = 30.0
 
@@ -165,6 +168,8 @@ def restore_tree(
     on_file: Callable[[str, int], None] | None = None,
 ) -> RestoreResult:
     """Restore a snapshot (or the subtree ``only``) under ``target``, keeping full paths."""
+    from ..repository.restorer import Restorer, find_node  # only restores need it
+
     ensure_empty_target(target, force)
     repo.load_index()
     select = None
