@@ -173,7 +173,7 @@ def _attach_exclude(components: list[Component], pattern: str) -> None:
 
 
 def not_backed_up(inst: Installation) -> list[Skipped]:
-    """What the backup leaves out on purpose: remote datasources, external document store and key."""
+    """What the backup leaves out on purpose: remote datasources and a key held elsewhere."""
     out = [
         Skipped(
             f"datasource {ds.name}",
@@ -183,10 +183,6 @@ def not_backed_up(inst: Installation) -> list[Skipped]:
         for ds in inst.datasources
         if not ds.is_local
     ]
-    if inst.document_store:
-        out.append(
-            Skipped("MongoDB document store", f"{mask_dsn(inst.document_store)}: back it up with mongodump")
-        )
     if inst.key_location:
         out.append(Skipped("master key", f"held outside the working dir: {inst.key_location}"))
     return out
@@ -203,7 +199,8 @@ def warnings(inst: Installation) -> list[str]:
     if inst.vault_file is None:
         out.append("no pydio-vault.json next to pydio.json: vaulted secrets (datasource keys) are missing")
     if inst.document_store:
-        out.append(f"MongoDB document store {mask_dsn(inst.document_store)} is not included: use mongodump")
+        out.append(f"MongoDB document store {mask_dsn(inst.document_store)}: backed up with mongodump and restored "
+                   "with mongorestore (MongoDB Database Tools), which must be installed")
     for ds in inst.datasources:
         if not ds.is_local:
             out.append(f"datasource {ds.name} is on {ds.storage_type} storage: its files are not backed up")

@@ -40,13 +40,14 @@ def cells_backup(settings: Settings, *, cells_dir, tags, excludes, extra_paths, 
 
 
 def cells_restore(settings: Settings, repo, snap, *, cells_dir, maps, database_url, external_url, bind,
-                  peer_address, clear_peer_address, only, owner, dry_run, force) -> None:
+                  peer_address, clear_peer_address, only, owner, dry_run, force, documents_url=None,
+                  skip_documents=False) -> None:
     from ..engine.installation_restore import InstallationRestoreRequest, plan_restore, restore_installation
 
     request = InstallationRestoreRequest(
         cells_dir=cells_dir, maps=maps, database_url=database_url, external_url=external_url, bind=bind,
         peer_address=peer_address, clear_peer_address=clear_peer_address, only=only, owner=owner,
-        dry_run=dry_run, force=force)
+        dry_run=dry_run, force=force, documents_url=documents_url, skip_documents=skip_documents)
     if dry_run:
         from ..engine.installation_restore import destinations
 
@@ -60,6 +61,9 @@ def cells_restore(settings: Settings, repo, snap, *, cells_dir, maps, database_u
     lines = [f"restored {files.files} files, {files.dirs} dirs, {human_bytes(files.bytes)}"]
     for db in result.databases:
         lines.append(f"database {db.get('database')}: {len(db.get('tables', []))} tables loaded and verified")
+    if result.documents is not None:
+        lines.append(f"document store: {result.documents['documents']} documents in "
+                     f"{result.documents['collections']} collections loaded and counted")
     for err in files.errors[:50]:
         lines.append(f"error: {err['path']}: {err['error']}")
     if result.verify is not None:
@@ -70,7 +74,7 @@ def cells_restore(settings: Settings, repo, snap, *, cells_dir, maps, database_u
                  else "installation is NOT whole: see the errors above")
     settings.out.result({"whole": result.whole, "plan": result.plan.describe(), "files": files.files,
                          "bytes": files.bytes, "errors": files.errors, "databases": result.databases,
-                         "verify": result.verify}, "\n".join(lines))
+                         "documents": result.documents, "verify": result.verify}, "\n".join(lines))
     if not result.whole:
         raise SystemExit(ExitCode.ERROR)
 

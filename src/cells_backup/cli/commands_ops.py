@@ -118,7 +118,7 @@ def drill(settings: Settings, snapshot: str, target_dir: str | None, database_ur
                     target_dir=target_dir or drill_cfg.get("target_dir"),
                     database_url=database_url or drill_cfg.get("database_url"), keep=keep,
                     info=settings.out.info)
-    lines = [f"problem: {p}" for p in doc["problems"]]
+    lines = [f"problem: {p}" for p in doc["problems"]] + [f"note: {n}" for n in doc.get("notes", [])]
     lines.append(("drill passed" if doc["whole"] else "DRILL FAILED") +
                  f": snapshot {doc['snapshot'][:8]} restored and verified in {doc['seconds']} s")
     settings.out.result(doc, "\n".join(lines))

@@ -119,9 +119,11 @@ def backup(settings: Settings, cells_dir, tags, excludes, extra_paths, no_cells,
 @click.option("--owner", help="USER[:GROUP] to own restored files (default: as recorded).")
 @click.option("--dry-run", is_flag=True, help="Show what would be written and changed, do nothing.")
 @click.option("--force", is_flag=True, help="Restore into a non-empty target or database.")
+@click.option("--documents-url", metavar="URI", help="Load the MongoDB document store there (mongodb://...).")
+@click.option("--skip-documents-db", is_flag=True, help="Do not load the MongoDB document store.")
 @common_options
 def restore(settings: Settings, snapshot, target, cells_dir, maps, database_url, external_url, bind, peer_address,
-            clear_peer_address, only, owner, dry_run, force) -> None:
+            clear_peer_address, only, owner, dry_run, force, documents_url, skip_documents_db) -> None:
     """Restore a snapshot."""
     repo = settings.open()
     snap = repo.resolve_snapshot(snapshot, warn=settings.out.warn)
@@ -132,7 +134,8 @@ def restore(settings: Settings, snapshot, target, cells_dir, maps, database_url,
         return cells_restore(settings, repo, snap, cells_dir=cells_dir, maps=list(maps), database_url=database_url,
                              external_url=external_url, bind=bind, peer_address=peer_address,
                              clear_peer_address=clear_peer_address, only=only, owner=owner_ids,
-                             dry_run=dry_run, force=force)
+                             dry_run=dry_run, force=force, documents_url=documents_url,
+                             skip_documents=skip_documents_db)
     if not target:
         raise UsageError("this snapshot holds plain trees: give --target DIR")
     if dry_run:

@@ -65,8 +65,9 @@ def run_drill(repo: Repository, *, snapshot: str = "latest", target_dir: str | N
                 raise CellsBackupError("the snapshot names no database server; give --database-url")
             base = parse_pydio_dsn(ref.driver, ref.dsn)
         db_conn = replace(base, database=f"cells_drill_{secrets.token_hex(4)}")
+    # No scratch MongoDB is known: the document store is left out rather than loaded into the live one.
     request = InstallationRestoreRequest(cells_dir=os.path.join(scratch, "cells"), maps=maps,
-                                         database_url=_url(db_conn) if db_conn else None)
+                                         database_url=_url(db_conn) if db_conn else None, skip_documents=True)
     try:
         info(f"restoring snapshot {snap.short_id} into {scratch}"
              + (f" and database {db_conn.database}" if db_conn else ""))
@@ -75,8 +76,10 @@ def run_drill(repo: Repository, *, snapshot: str = "latest", target_dir: str | N
         problems = [f"{e['path']}: {e['error']}" for e in result.files.errors]
         if result.verify:
             problems += [f["message"] for f in result.verify.get("findings", []) if f["severity"] == "error"]
+        notes = ["the MongoDB document store was not drilled (a drill never loads into the live one)"
+                 ] if snap.extra.get("documents") else []
         return {"snapshot": snap.id, "whole": result.whole and not problems, "seconds": round(elapsed, 1),
-                "files": result.files.files, "bytes": result.files.bytes, "problems": problems,
+                "files": result.files.files, "bytes": result.files.bytes, "problems": problems, "notes": notes,
                 "scratch": scratch if keep else None}
     except CellsBackupError as exc:
         return {"snapshot": snap.id, "whole": False, "seconds": round(time.monotonic() - started, 1),

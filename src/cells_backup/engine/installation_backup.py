@@ -8,7 +8,6 @@ case the database is dumped in one transaction and the snapshot is marked live.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -16,6 +15,7 @@ from datetime import datetime
 from typing import BinaryIO
 
 from ..cells import backup_plan, detect_running, find_working_dir, load_installation, not_backed_up, warnings
+from ..cells.dsn import mask_dsn
 from ..cells.model import Installation
 from ..cells.plan import Component
 from ..database.dsn import ConnectionInfo, parse_database_url, parse_pydio_dsn
@@ -28,6 +28,7 @@ from .hooks import run_hook, wait_until
 from .trees import BackupRequest, read_ahead, run_backup
 
 DATABASE_ROOT = "/.cells-backup/databases"
+DOCUMENTS_ROOT = "/.cells-backup/documents"
 
 
 @dataclass
@@ -167,13 +168,17 @@ def backup_installation(
     notes = list(warnings(inst))
     for skipped in not_backed_up(inst):
         notes.append(f"not in the backup: {skipped.name}: {skipped.reason}")
+    documents = None
     if inst.document_store and not request.skip_documents_db:
-        if shutil.which("mongodump") is None:
+        from ..database.mongo import DocumentsDump, find_tool
+
+        tool = find_tool("mongodump")
+        if tool is None:
             raise CellsBackupError(
                 "this installation keeps documents in MongoDB (defaults.documentsDSN) and mongodump is not "
                 "installed; install it, or run with --skip-documents-db to back up without them"
             )
-        raise CellsBackupError("MongoDB document stores are not supported yet; use --skip-documents-db")
+        documents = DocumentsDump(inst.document_store, tool)
     sources = [] if request.no_database else database_sources(inst, request.database_url)
     if not request.no_database and not sources:
         raise CellsBackupError(f"{inst.config_path}: no SQL database found; use --no-database to back up files only")
@@ -185,6 +190,8 @@ def backup_installation(
 
     streams = {s.key: DumpStream(s) for s in sources}
     virtual = [VirtualDir(s.snapshot_path, streams[s.key].entries) for s in sources]
+    if documents is not None:  # before the SQL dumps: it has no snapshot to open, Cells must stay stopped
+        virtual.append(VirtualDir(DOCUMENTS_ROOT, documents.entries, early=True))
     paths = [str(c.path) for c in components] + [os.path.abspath(p) for p in request.extra_paths]
 
     stopped_at: list[float] = []
@@ -198,6 +205,9 @@ def backup_installation(
                   "manifest": streams[key].dump.manifest()}
             for key, src in ((s.key, s) for s in sources)
         }
+        if documents is not None:
+            snapshot.extra["documents"] = {"path": DOCUMENTS_ROOT, "connection": mask_dsn(inst.document_store),
+                                           "manifest": documents.manifest()}
         if inst.document_store and request.skip_documents_db:
             snapshot.extra["skipped_documents_db"] = True
             snapshot.errors.append({"path": "documents database", "error": "skipped with --skip-documents-db"})
@@ -233,12 +243,17 @@ def backup_installation(
                 # nor all databases at once: a dump client left waiting on a full pipe is dropped by the
                 # server after net_write_timeout (60 s by default). With several databases, each dump
                 # opens when the one before it is stored and Cells stays stopped until the last opens.
+                # A MongoDB document store has no snapshot to open: mongodump runs to its end first,
+                # Cells still stopped, and the SQL dumps open theirs after it.
                 ordered = [streams[key] for key in sorted(streams)]  # the order the archiver reads them
-                if not ordered:
+                if ordered:
+                    ordered[-1].after_start = start_cells
+                elif documents is not None:
+                    documents.after_done = start_cells
+                else:
                     start_cells()
-                    return
-                ordered[-1].after_start = start_cells
-                ordered[0].start()
+                if ordered and documents is None:
+                    ordered[0].start()
 
             def start_cells() -> None:
                 if not started:

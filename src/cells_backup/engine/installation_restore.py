@@ -24,6 +24,7 @@ from ..cells import (
     save_pydio_json,
     verify_installation,
 )
+from ..cells.dsn import mask_dsn
 from ..cells.model import Installation
 from ..cells.rewrite import ConfigEdit, map_path
 from ..database.dsn import ConnectionInfo, parse_database_url, parse_pydio_dsn
@@ -50,6 +51,8 @@ class InstallationRestoreRequest:
     owner: tuple[int, int] | None = None
     dry_run: bool = False
     force: bool = False
+    documents_url: str | None = None  # load the MongoDB archive there instead of the recorded DSN
+    skip_documents: bool = False
 
 
 @dataclass
@@ -69,6 +72,15 @@ class DatabaseStep:
 
 
 @dataclass
+class DocumentsStep:
+    """The MongoDB archive of the snapshot, loaded with mongorestore into the document store."""
+
+    source: str  # the archive's path in the snapshot
+    uri: str
+    manifest: dict
+
+
+@dataclass
 class RestorePlan:
     installation: Installation
     path_map: list[tuple[str, str]]
@@ -76,6 +88,7 @@ class RestorePlan:
     trees: list[TreeStep]
     databases: list[DatabaseStep]
     edits: list[ConfigEdit]
+    documents: DocumentsStep | None = None
 
     def describe(self) -> dict:
         return {
@@ -85,6 +98,8 @@ class RestorePlan:
             "databases": [{"key": d.key, "to": d.target.redacted(), "tables": len(d.manifest.get("tables", {}))}
                           for d in self.databases],
             "config_edits": [e.to_dict() for e in self.edits],
+            "documents": None if self.documents is None else {
+                "to": mask_dsn(self.documents.uri), "documents": self.documents.manifest.get("documents", 0)},
         }
 
     def render(self) -> str:
@@ -92,6 +107,9 @@ class RestorePlan:
         lines += [f"restore {t.source} -> {t.dest}  ({t.what})" for t in self.trees]
         lines += [f"load database {d.key[:12]} ({len(d.manifest.get('tables', {}))} tables) -> "
                   f"{d.target.redacted()}" for d in self.databases]
+        if self.documents is not None:
+            lines.append(f"load documents ({self.documents.manifest.get('documents', 0)}) with mongorestore -> "
+                         f"{mask_dsn(self.documents.uri)}")
         lines.append("pydio.json edits:" if self.edits else "pydio.json: no edits")
         if self.edits:
             lines.append(render_diff(self.edits))
@@ -170,8 +188,16 @@ def plan_restore(repo: Repository, snap: Snapshot, req: InstallationRestoreReque
             if target.kind == "sqlite" and target.database:
                 target = replace(target, database=map_path(target.database, path_map))
             databases.append(DatabaseStep(key, info["path"], target, info["manifest"]))
-        if only == "database" and not databases:
-            raise CellsBackupError(f"snapshot {snap.short_id} holds no database")
+    documents = None
+    saved = snap.extra.get("documents")
+    if only in (None, "database") and saved and not req.skip_documents:
+        uri = req.documents_url or inst.document_store
+        if not uri:
+            raise CellsBackupError(f"snapshot {snap.short_id} holds a MongoDB archive; give --documents-url")
+        archive = f"{saved['path']}/{saved['manifest'].get('archive', 'mongodump.archive')}"
+        documents = DocumentsStep(archive, uri, saved["manifest"])
+    if only == "database" and not databases and documents is None:
+        raise CellsBackupError(f"snapshot {snap.short_id} holds no database")
 
     edits: list[ConfigEdit] = []
     if only in (None, "config"):
@@ -181,7 +207,7 @@ def plan_restore(repo: Repository, snap: Snapshot, req: InstallationRestoreReque
         edits = plan_rewrite(config, inst, RewriteRequest(
             path_map=path_map, external_url=req.external_url, bind=req.bind, peer_address=req.peer_address,
             clear_peer_address=req.clear_peer_address, database_dsn=dsn))
-    return RestorePlan(inst, path_map, new_wd, trees, databases, edits)
+    return RestorePlan(inst, path_map, new_wd, trees, databases, edits, documents)
 
 
 def _without(inner_roots: list[str]) -> Callable[[str], bool] | None:
@@ -274,11 +300,36 @@ def database_parts(repo: Repository, snap: Snapshot, root: str) -> list[tuple[st
     return [(name, opener) for _size, name, opener in found]
 
 
+def _mongorestore(plan: RestorePlan) -> str:
+    if plan.documents is None:
+        return ""
+    from ..database.mongo import find_tool
+
+    tool = find_tool("mongorestore")
+    if tool is None:
+        raise CellsBackupError("this snapshot holds the MongoDB document store and mongorestore is not installed; "
+                               "install the MongoDB Database Tools and restore again")
+    return tool
+
+
+def _restore_documents(repo: Repository, snap: Snapshot, step: DocumentsStep, tool: str, force: bool,
+                       info: Callable[[str], None]) -> dict:
+    from ..database.mongo import restore_documents
+
+    node = find_node(repo, snap.tree, step.source)
+    if node is None:
+        raise CellsBackupError(f"snapshot {snap.short_id}: {step.source} is missing")
+    info(f"loading documents into {mask_dsn(step.uri)}")
+    with open_content(repo, node.get("content", [])) as archive:
+        return restore_documents(step.uri, archive, step.manifest, tool=tool, drop=force)
+
+
 @dataclass
 class InstallationRestoreResult:
     plan: RestorePlan
     files: RestoreResult
     databases: list[dict] = field(default_factory=list)
+    documents: dict | None = None
     verify: dict | None = None
     whole: bool = True
 
@@ -288,6 +339,7 @@ def restore_installation(
 ) -> InstallationRestoreResult:
     info = info or (lambda _m: None)
     plan = plan_restore(repo, snap, req)
+    mongorestore = _mongorestore(plan)  # missing: stop before anything is written
     refuse_unsafe(plan, req.force)
     restorer = Restorer(repo, owner=req.owner, overwrite=req.force)
     for i, step in enumerate(plan.trees):
@@ -308,6 +360,8 @@ def restore_installation(
                                   force=req.force)
         db_reports.append(report.to_dict())
     result = InstallationRestoreResult(plan, restorer.result, db_reports)
+    if plan.documents is not None:
+        result.documents = _restore_documents(repo, snap, plan.documents, mongorestore, req.force, info)
     if req.only in (None, "config", "data", "database"):
         target = plan.databases[0].target if plan.databases else None
         check = index_table_checker(target) if target is not None and target.kind == "mysql" else None

@@ -51,12 +51,14 @@ class VirtualDir:
     """A directory of files made from streams (e.g. a database dump), placed at ``path``.
 
     ``entries`` yields (relative name, stream) pairs in the producer's order; each stream is
-    read to its end before the next pair is asked for, so a producer can be one pipe.
+    read to its end before the next pair is asked for, so a producer can be one pipe. Streams
+    are read after every real tree, ``early`` ones before the others.
     """
 
     path: str
     entries: Callable[[], Iterator[tuple[str, BinaryIO]]]
     mode: int = 0o700
+    early: bool = False
 
 
 @dataclass
@@ -86,8 +88,11 @@ class ArchiveSummary:
         return dict(self.__dict__)
 
 
-def _has_virtual(trie: _Trie) -> bool:
-    return trie.virtual is not None or any(_has_virtual(c) for c in trie.children.values())
+def _stream_rank(trie: _Trie) -> int:
+    """0: real trees only; 1: holds an early stream; 2: holds other streams."""
+    if trie.virtual is not None:
+        return 1 if trie.virtual.early else 2
+    return min((rank for c in trie.children.values() if (rank := _stream_rank(c))), default=0)
 
 
 class _Trie:
@@ -221,7 +226,7 @@ class Archiver:
         nodes = []
         # Real trees before streams: a caller may restart a service once the files are read
         # (`on_files_done`) while the streams (a database dump in its own snapshot) go on.
-        for name, child in sorted(trie.children.items(), key=lambda kv: (_has_virtual(kv[1]), kv[0])):
+        for name, child in sorted(trie.children.items(), key=lambda kv: (_stream_rank(kv[1]), kv[0])):
             child_path = os.path.join(path, name)
             prev = parent_nodes.get(name)
             if child.real is not None:
