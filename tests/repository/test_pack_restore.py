@@ -68,6 +68,18 @@ def restore(backend, out: Path):
     return repo, restore_tree(repo, repo.resolve_snapshot("latest"), str(out))
 
 
+def stored_node(repo_dir: str, rel: str) -> tuple[Repository, dict]:
+    """The opened repository and the node of ``rel`` (relative to the backed-up tree)."""
+    repo = Repository.open(LocalBackend(repo_dir), b"correct horse")
+    repo.load_index()
+    node = next(n for n in repo.read_tree(repo.resolve_snapshot("latest").tree) if n["type"] == "dir")
+    while node["name"] != "src":  # walk down the path of the backed-up tree
+        node = next(n for n in repo.read_tree(node["subtree"]) if n["type"] == "dir")
+    for part in rel.split("/"):
+        node = next(n for n in repo.read_tree(node["subtree"]) if n["name"] == part)
+    return repo, node
+
+
 def restored(out: Path, src: Path) -> Path:
     return out / str(src).lstrip("/")
 
@@ -87,12 +99,7 @@ def test_every_file_identical_and_each_pack_read_once(tmp_path: Path, env) -> No
 
 def test_damaged_blob_costs_only_the_files_that_hold_it(tmp_path: Path, env) -> None:
     repo_dir, src = backed_up(tmp_path, env)
-    repo = Repository.open(LocalBackend(repo_dir), b"correct horse")
-    repo.load_index()
-    node = next(n for n in repo.read_tree(repo.resolve_snapshot("latest").tree) if n["type"] == "dir")
-    while node["name"] != "small":  # walk down to the small files
-        node = next(n for n in repo.read_tree(node["subtree"]) if n["type"] == "dir")
-    victim = next(n for n in repo.read_tree(node["subtree"]) if n["name"] == "f100")
+    repo, victim = stored_node(repo_dir, "small/f100")
     loc = repo.index.get(bytes.fromhex(victim["content"][0]))
     pack = Path(repo_dir) / pack_name(loc.pack)
     data = bytearray(pack.read_bytes())
@@ -133,8 +140,8 @@ def test_unreadable_packs_are_reported_per_file_in_one_line(tmp_path: Path, env)
 
 def test_truncated_pack_spares_what_comes_before(tmp_path: Path, env) -> None:
     repo_dir, src = backed_up(tmp_path, env)
-    packs = sorted(name for name, _ in LocalBackend(repo_dir).list("data/"))
-    cut = packs[0]
+    repo, big = stored_node(repo_dir, "big.bin")
+    cut = pack_name(repo.index.get(bytes.fromhex(big["content"][0])).pack)  # a pack holding file data
     backend = RemoteLike(LocalBackend(repo_dir), [Fault("read_range", "truncate", match=cut, times=None,
                                                         keep=-1)])
     _, result = restore(backend, tmp_path / "out")

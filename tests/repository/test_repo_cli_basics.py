@@ -233,3 +233,30 @@ def test_help_lists_every_command(env) -> None:
     assert r.code == 0
     for name in ("backup", "restore", "verify-install", "key", "forget", "schedule", "drill"):
         assert f"  {name} " in r.stdout
+
+
+def test_modes_and_owners_restored_whatever_the_umask(repo, tmp_path, env) -> None:
+    """Files are created with their own mode where it can be: what the umask took, set-id bits,
+    read-only files and foreign owners are still set afterwards."""
+    src = tmp_path / "modes"
+    src.mkdir()
+    modes = {"rw-all": 0o666, "read-only": 0o444, "setuid": 0o4755, "group": 0o640, "private": 0o600}
+    for name, mode in modes.items():
+        (src / name).write_bytes(name.encode() * 1000)
+        os.chmod(src / name, mode)
+    if os.geteuid() == 0:
+        os.chown(src / "group", 4242, 4343)
+    run_cli("--repo", repo, "backup", "--no-cells", "--extra-path", str(src), env=env, check=True)
+    old = os.umask(0o077)  # inherited by the restore: strips group and other bits at creation
+    try:
+        run_cli("--repo", repo, "restore", "latest", "--target", str(tmp_path / "out"), env=env, check=True)
+    finally:
+        os.umask(old)
+    out = tmp_path / "out" / str(src).lstrip("/")
+    for name, mode in modes.items():
+        st = os.stat(out / name)
+        assert (name, st.st_mode & 0o7777) == (name, mode)
+        assert (out / name).read_bytes() == name.encode() * 1000
+    if os.geteuid() == 0:
+        assert (os.stat(out / "group").st_uid, os.stat(out / "group").st_gid) == (4242, 4343)
+        assert os.stat(out / "private").st_uid == 0

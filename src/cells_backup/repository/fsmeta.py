@@ -98,8 +98,12 @@ def read_xattrs(path: str) -> dict[str, str]:
 
 
 def apply_metadata(path: str, node: dict, *, owner: tuple[int, int] | None, is_root: bool,
-                   fd: int | None = None) -> list[str]:
-    """Set owner, mode, xattrs and mtime; returns warnings for what could not be applied."""
+                   fd: int | None = None, created: tuple[int, int, int] | None = None) -> list[str]:
+    """Set owner, mode, xattrs and mtime; returns warnings for what could not be applied.
+
+    ``created`` is the (uid, gid, mode) a file was just created with (gid -1 when not known):
+    what already matches is not set again, two system calls fewer per file for most restores.
+    """
     warnings: list[str] = []
     is_link = node["type"] == tree.SYMLINK
     try:
@@ -107,7 +111,7 @@ def apply_metadata(path: str, node: dict, *, owner: tuple[int, int] | None, is_r
             uid, gid = owner
         else:
             uid, gid = uid_for(node.get("user", ""), node["uid"]), gid_for(node.get("group", ""), node["gid"])
-        if is_root or owner is not None:
+        if (is_root or owner is not None) and (created is None or (uid, gid) != created[:2]):
             if fd is not None:
                 os.fchown(fd, uid, gid)
             else:
@@ -121,7 +125,7 @@ def apply_metadata(path: str, node: dict, *, owner: tuple[int, int] | None, is_r
         except (OSError, ValueError) as exc:
             warnings.append(f"{path}: cannot set xattr {attr}: {getattr(exc, 'strerror', exc)}")
     try:
-        if not is_link:
+        if not is_link and (created is None or node["mode"] != created[2]):
             if fd is not None:
                 os.fchmod(fd, node["mode"])
             else:

@@ -52,7 +52,7 @@ class _Need:
 class PackOrderRestore:
     """Collect files with `add`, then `run` writes them all, reading each pack once.
 
-    ``create(path)`` makes the new file and gives its descriptor (None: not to be restored, the
+    ``create(path, node)`` makes the new file and gives its descriptor (None: not to be restored, the
     reason already reported); ``finish(path, node, fd, size)`` applies metadata and counts the
     file; ``error(path, message)`` reports a file that could not be restored.
     """
@@ -61,7 +61,7 @@ class PackOrderRestore:
         self,
         repo: Repository,
         *,
-        create: Callable[[str], int | None],
+        create: Callable[[str, dict], int | None],
         finish: Callable[[str, dict, int, int], None],
         error: Callable[[str, str], None],
         packs_in_flight: int = PACKS_IN_FLIGHT,
@@ -178,7 +178,7 @@ class PackOrderRestore:
             if file.created:
                 fd = os.open(file.path, _REOPEN)
             else:
-                fd = self._create(file.path)
+                fd = self._create(file.path, file.node)
                 file.created = fd is not None
                 if fd is None:
                     file.failure = ""  # not to be restored, and already reported
@@ -227,7 +227,7 @@ class PackOrderRestore:
         return True
 
     def _finish_empty(self, file: _File) -> None:
-        fd = self._create(file.path)
+        fd = self._create(file.path, file.node)
         if fd is None:
             return
         try:

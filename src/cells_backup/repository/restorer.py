@@ -37,6 +37,12 @@ class RestoreResult:
 LARGE_FILE = 1024 * 1024  # files from this size up are restored by all the workers
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 class Restorer:
     def __init__(
         self,
@@ -59,6 +65,9 @@ class Restorer:
         self._symlinks: list[tuple[str, dict]] = []
         self._links: list[tuple[str, str]] = []  # (first path, other name of the same inode)
         self._dirs: list[tuple[str, dict]] = []
+        self._new_dirs: set[str] = set()  # made by this restore: a file created in one gets our gid
+        self._ids = (os.geteuid(), os.getegid())
+        self._umask = _current_umask()
         # Remote repository: files are written pack by pack, each pack read once (`PackOrderRestore`).
         self._by_pack = PackOrderRestore(repo, create=self._create, finish=self._finish,
                                          error=self._error) if repo.remote else None
@@ -200,6 +209,7 @@ class Restorer:
     def _make_dir(self, path: str) -> bool:
         try:
             os.mkdir(path, 0o700)
+            self._new_dirs.add(path)
             return True
         except FileExistsError:
             st = os.lstat(path)
@@ -210,30 +220,40 @@ class Restorer:
             self._error(path, f"cannot create directory: {exc.strerror}")
         return False
 
-    def _create(self, path: str) -> int | None:
+    @staticmethod
+    def _create_mode(node: dict) -> int:
+        """A file is created with its own permission bits when its owner may write it (a later
+        blob must be able to reopen it), else 0600; set-id bits come after its owner, at the end."""
+        mode = node.get("mode", 0o600) & 0o777
+        return mode if mode & 0o200 else 0o600
+
+    def _create(self, path: str, node: dict) -> int | None:
         """A new file at ``path``, open for writing; None (reported) when it cannot be made."""
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        mode = self._create_mode(node)
         try:
             try:
-                return os.open(path, flags, 0o600)  # O_EXCL: never through a link, never over a file
+                return os.open(path, flags, mode)  # O_EXCL: never through a link, never over a file
             except FileExistsError:
                 if not self._clear(path):
                     return None
-                return os.open(path, flags, 0o600)
+                return os.open(path, flags, mode)
         except OSError as exc:
             self._error(path, f"cannot write: {exc.strerror}")
             return None
 
     def _finish(self, path: str, node: dict, fd: int, size: int) -> None:
         """Metadata on a file whose data is all written, then count it."""
-        warnings = apply_metadata(path, node, owner=self.owner, is_root=self.is_root, fd=fd)
+        gid = self._ids[1] if os.path.dirname(path) in self._new_dirs else -1
+        created = (self._ids[0], gid, self._create_mode(node) & ~self._umask)
+        warnings = apply_metadata(path, node, owner=self.owner, is_root=self.is_root, fd=fd, created=created)
         if warnings:
             with self._lock:
                 self.result.warnings += warnings
         self._count(path, size)
 
     def _restore_file_safe(self, path: str, node: dict) -> None:
-        fd = self._create(path)
+        fd = self._create(path, node)
         if fd is None:
             return
         try:
