@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import io
 import re
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from cells_backup.database.dsn import ConnectionInfo
 from cells_backup.database.errors import DatabaseError
+from cells_backup.database.stderr_tail import StderrTail
 
 MANIFEST_FORMAT = 1
 POST_PART = "schema/post.sql"
@@ -102,22 +102,14 @@ class DatabaseDump:
         """Release resources and record an error in `self._error` if the dump failed."""
 
     def _watch_stderr(self) -> None:
-        """Collect the client's stderr (the last 64 KiB) in a thread, so a chatty client never blocks."""
-        self._stderr = bytearray()
-        self._stderr_thread = threading.Thread(target=self._read_stderr, daemon=True)
-        self._stderr_thread.start()
-
-    def _read_stderr(self) -> None:
-        for chunk in iter(lambda: self._proc.stderr.read(4096), b""):
-            self._stderr += chunk
-            del self._stderr[:-65536]
+        """Collect the client's stderr (its end) in a thread, so a chatty client never blocks."""
+        self._stderr_tail = StderrTail(self._proc.stderr)
 
     def _wait_client(self) -> tuple[int, str]:
         """Wait for the dump client: (exit status, its stderr)."""
         rc = self._proc.wait()
-        if self._stderr_thread is not None:
-            self._stderr_thread.join(timeout=10)
-        return rc, self._stderr.decode("utf-8", "replace")
+        tail = getattr(self, "_stderr_tail", None)
+        return rc, tail.text() if tail is not None else ""
 
     def _stop_client(self) -> None:
         """Stop a dump client process (``self._proc``) that has not finished, and release its pipes.
@@ -132,9 +124,9 @@ class DatabaseDump:
                 self.fail("database dump stopped before completion")
             if proc.stdout:
                 proc.stdout.close()
-        thread = getattr(self, "_stderr_thread", None)
-        if thread is not None:
-            thread.join(timeout=10)
+        tail = getattr(self, "_stderr_tail", None)
+        if tail is not None:
+            tail.text()
 
     @property
     def pid(self) -> int | None:

@@ -15,12 +15,12 @@ import re
 import shutil
 import subprocess
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
 from cells_backup.database.errors import DatabaseError
+from cells_backup.database.stderr_tail import StderrTail
 
 ARCHIVE_NAME = "mongodump.archive"
 _DUMPED = re.compile(r"done dumping (\S+) \((\d+) documents?\)")
@@ -65,23 +65,15 @@ class _Client:
         except OSError as exc:
             self._uri_cm.__exit__(None, None, None)
             raise DatabaseError(f"cannot run {tool}: {exc.strerror}") from None
-        self._stderr = bytearray()
-        self._thread = threading.Thread(target=self._read_stderr, daemon=True)
-        self._thread.start()
-
-    def _read_stderr(self) -> None:
-        for chunk in iter(lambda: self.proc.stderr.read(4096), b""):
-            self._stderr += chunk
-            del self._stderr[:-_STDERR_KEEP]
+        self._stderr = StderrTail(self.proc.stderr, _STDERR_KEEP)
 
     def finish(self) -> str:
         """Wait for the tool; its stderr, or DatabaseError (one line) when it failed."""
         try:
             rc = self.proc.wait()
-            self._thread.join(timeout=10)
+            text = self._stderr.text()
         finally:
             self._uri_cm.__exit__(None, None, None)
-        text = self._stderr.decode("utf-8", "replace")
         if rc != 0:
             raise DatabaseError(f"{self._what} failed (exit {rc}): {_last_line(text)}")
         return text

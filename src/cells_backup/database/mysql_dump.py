@@ -25,7 +25,6 @@ import fcntl
 import functools
 import os
 import subprocess
-import threading
 from collections.abc import Iterator
 
 import pymysql
@@ -123,8 +122,6 @@ class ToolMySQLDump(_MySQLDump):
         self.tables = tables or []  # only these tables (default: all)
         self._proc: subprocess.Popen | None = None
         self._stack = contextlib.ExitStack()
-        self._stderr = bytearray()
-        self._stderr_thread: threading.Thread | None = None
         self._marker: Marker | None = None
         self._completed = False
 

@@ -30,7 +30,6 @@ import contextlib
 import os
 import re
 import subprocess
-import threading
 from collections.abc import Iterator
 
 from cells_backup.database.dsn import ConnectionInfo
@@ -118,8 +117,6 @@ class PostgresDump(DatabaseDump):
         )
         self._proc: subprocess.Popen | None = None
         self._stack = contextlib.ExitStack()
-        self._stderr = bytearray()
-        self._stderr_thread: threading.Thread | None = None
         self._back: list[bytes] = []
         self._lines: Iterator[bytes] = iter(())
         self._header = b""

@@ -17,6 +17,7 @@ import threading
 from cells_backup.database.dsn import ConnectionInfo
 from cells_backup.database.errors import DatabaseError
 from cells_backup.database.postgres_client import SESSION_SETTINGS, classify, client_env, require_tool
+from cells_backup.database.stderr_tail import StderrTail
 
 END = "E"
 TIMEOUT = 120.0
@@ -31,8 +32,8 @@ class SnapshotHolder:
         self._proc: subprocess.Popen | None = None
         self._env = contextlib.ExitStack()
         self._lines: queue.Queue[str | None] = queue.Queue()
-        self._stderr = bytearray()
-        self._threads: list[threading.Thread] = []
+        self._reader: threading.Thread | None = None
+        self._stderr: StderrTail | None = None
         self._pending_results = False
 
     def start(self) -> None:
@@ -49,10 +50,9 @@ class SnapshotHolder:
             )
         except OSError as e:
             raise DatabaseError(f"cannot run {psql}: {e}") from None
-        for target in (self._read_stdout, self._read_stderr):
-            t = threading.Thread(target=target, daemon=True)
-            t.start()
-            self._threads.append(t)
+        self._reader = threading.Thread(target=self._read_stdout, daemon=True)
+        self._reader.start()
+        self._stderr = StderrTail(self._proc.stderr)
         rows = self.query(
             SESSION_SETTINGS
             + "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;\nSELECT 'S', pg_catalog.pg_export_snapshot();\n"
@@ -65,21 +65,14 @@ class SnapshotHolder:
             self._lines.put(raw.decode("utf-8").rstrip("\n"))
         self._lines.put(None)
 
-    def _read_stderr(self) -> None:
-        assert self._proc and self._proc.stderr
-        for chunk in iter(lambda: self._proc.stderr.read(4096), b""):
-            self._stderr += chunk
-            del self._stderr[:-65536]
-
     def _error(self) -> DatabaseError:
         assert self._proc
         try:
             rc = self._proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             rc = None
-        for t in self._threads[1:]:
-            t.join(timeout=5)
-        return DatabaseError(classify(self._stderr.decode("utf-8", "replace"), self.conn, rc))
+        text = self._stderr.text(timeout=5) if self._stderr is not None else ""
+        return DatabaseError(classify(text, self.conn, rc))
 
     def send(self, sql: str) -> None:
         """Queue statements in the session (answers are read with `results()` or `query()`)."""
@@ -139,8 +132,10 @@ class SnapshotHolder:
                 except subprocess.TimeoutExpired:
                     self._proc.kill()
                     self._proc.wait()
-            for t in self._threads:
-                t.join(timeout=5)
+            if self._reader is not None:
+                self._reader.join(timeout=5)
+            if self._stderr is not None:
+                self._stderr.text(timeout=5)
             if self._proc is not None:
                 for stream in (self._proc.stdout, self._proc.stderr):
                     if stream:
