@@ -15,7 +15,7 @@ def write_at(fd: int, data: bytes, offset: int) -> bool:
     ``ftruncate``, as a hole at the end is no write at all.
     """
     view = memoryview(data)
-    if data.find(_ZEROS[:4096]) < 0:  # common case: no long zero run at all
+    if len(data) < HOLE or data.find(_ZEROS[:4096]) < 0:  # common cases: too short, or no long zero run
         _write_all(fd, view, offset)
         return False
     hole = False
