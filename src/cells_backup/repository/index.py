@@ -95,6 +95,11 @@ class ChunkIndex:
             slots[slot] = rec + 1
         self._slots, self._mask = slots, mask  # filled before it is published
 
+    def reserve(self, entries: int) -> None:
+        """Size the table for ``entries`` ids at once, instead of doubling (and rehashing) on the way."""
+        if entries * 3 > (self._mask + 1) * 2:
+            self._grow(entries)
+
     def add_pack(self, pack: bytes, rows: list[tuple]) -> None:
         """Record the blobs of one pack, ``rows`` as in an index file (type, id, offset, length,
         raw length); ids already known with a pack are left as they are. Same result as ``add``
@@ -266,6 +271,11 @@ def decode_index(data: bytes, what: str) -> tuple[dict[bytes, list[PackEntry]], 
     packs = {pack: [PackEntry(*e) for e in _ENTRY.iter_unpack(memoryview(data)[start : start + count * _ENTRY.size])]
              for pack, count, start in layout}
     return packs, replaced
+
+
+def entries_at_most(stored_size: int) -> int:
+    """How many blobs an index file of ``stored_size`` bytes can list (every byte an entry's)."""
+    return stored_size // _ENTRY.size
 
 
 def index_packs(data: bytes, what: str) -> Iterator[tuple[bytes, list[tuple]]]:

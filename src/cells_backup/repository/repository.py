@@ -23,7 +23,7 @@ from ..errors import (
 )
 from .backends.base import Backend
 from .crypto import MasterKey, blob_id, content_hash, open_sealed, seal
-from .index import TREE, ChunkIndex, index_packs
+from .index import TREE, ChunkIndex, entries_at_most, index_packs
 from .keys import KeyFile, make_key_file, open_master_key
 from .pack import decode_blob
 from .packcache import PackCache
@@ -156,7 +156,9 @@ class Repository:
         if self._index_loaded:
             return []
         damaged: list[str] = []
-        for name, _size in self.backend.list("index/"):
+        listing = list(self.backend.list("index/"))
+        self.index.reserve(len(self.index) + sum(entries_at_most(size) for _name, size in listing))
+        for name, _size in listing:
             file_id = name.split("/", 1)[1]
             try:
                 data = self.read_sealed("index", file_id)
