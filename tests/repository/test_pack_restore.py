@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 from pathlib import Path
 
 from cells_backup.engine.trees import restore_tree
 from cells_backup.repository.backends import LocalBackend
 from cells_backup.repository.backends.faulty import Fault, FaultyBackend
+from cells_backup.repository.backends.retry import TransientBackendError
 from cells_backup.repository.repository import Repository, pack_name
 from helpers import FAST_KDF, run_cli, tree_state
 
@@ -21,18 +23,36 @@ MIB = 1024 * 1024
 
 
 class RemoteLike(FaultyBackend):
-    """A local repository read the way a remote one is; counts the pack bytes it hands out."""
+    """A local repository read the way a remote one is; counts the pack bytes it hands out, and
+    can cut its first ``cuts`` pack streams halfway (after handing over half their bytes)."""
 
     remote = True
 
-    def __init__(self, inner, plan=()) -> None:
+    def __init__(self, inner, plan=(), cuts: int = 0) -> None:
         super().__init__(inner, list(plan))
         self.pack_bytes = 0
+        self.cuts = cuts
+        self._cut_lock = threading.Lock()
+
+    def _cut_now(self) -> bool:
+        with self._cut_lock:
+            if self.cuts <= 0:
+                return False
+            self.cuts -= 1
+            return True
 
     def read_stream(self, name: str, offset: int, length: int):
         for chunk in super().read_stream(name, offset, length):
-            if name.startswith("data/"):
-                self.pack_bytes += len(chunk)
+            if not name.startswith("data/"):
+                yield chunk
+                continue
+            if len(chunk) > 1 and self._cut_now():
+                half = chunk[: len(chunk) // 2]
+                for start in range(0, len(half), 64 * 1024):
+                    self.pack_bytes += len(half[start : start + 64 * 1024])
+                    yield half[start : start + 64 * 1024]
+                raise TransientBackendError(f"{name}: connection reset by peer")
+            self.pack_bytes += len(chunk)
             yield chunk
 
 
@@ -121,6 +141,17 @@ def test_stream_cut_twice_is_resumed(tmp_path: Path, env) -> None:
     _, result = restore(backend, tmp_path / "out")
     assert result.errors == []
     assert tree_state(restored(tmp_path / "out", src)) == tree_state(src)
+
+
+def test_streams_cut_halfway_resume_where_they_stopped(tmp_path: Path, env) -> None:
+    repo_dir, src = backed_up(tmp_path, env)
+    backend = RemoteLike(LocalBackend(repo_dir), cuts=4)
+    _, result = restore(backend, tmp_path / "out")
+    assert backend.cuts == 0  # every cut happened
+    assert result.errors == []
+    assert tree_state(restored(tmp_path / "out", src)) == tree_state(src)
+    packs = sum(size for _, size in LocalBackend(repo_dir).list("data/"))
+    assert backend.pack_bytes <= packs + 4 * 4 * MIB  # at most one blob read again per cut
 
 
 def test_unreadable_packs_are_reported_per_file_in_one_line(tmp_path: Path, env) -> None:

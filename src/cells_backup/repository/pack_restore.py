@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -117,34 +118,37 @@ class PackOrderRestore:
         self._restore_run(pack, run)
 
     def _restore_run(self, pack: bytes, run: list[_Need]) -> None:
-        """Stream the bytes from the first to the last blob of ``run``, resuming after a cut."""
+        """Stream the bytes from the first to the last blob of ``run``; a stream cut short is
+        resumed from the first blob not yet written."""
         name = pack_name(pack)
+        left = deque(run)
         for attempt in range(ATTEMPTS):
             try:
-                run = self._stream(name, run)
+                self._stream(name, left)
             except BackendError as exc:
                 if attempt + 1 < ATTEMPTS:
                     continue
-                for need in run:
+                for need in left:
                     self._give_up(need, f"not restored, its data could not be read: {exc}")
                 return
-            for need in run:  # the stream ended before these
+            for need in left:  # the stream ended before these
                 self._give_up(need, f"not restored, its data is damaged: {name}: truncated "
                                     f"(blob {need.blob.hex()[:16]})")
             return
 
-    def _stream(self, name: str, run: list[_Need]) -> list[_Need]:
-        """Decode and write the blobs of ``run`` as their bytes arrive; gives those left unread."""
-        start = run[0].offset
-        end = run[-1].offset + run[-1].length
+    def _stream(self, name: str, left: deque[_Need]) -> None:
+        """Decode and write the blobs of ``left`` as their bytes arrive, taking each one out of
+        ``left`` once it is handled."""
+        if not left:
+            return
+        start = left[0].offset
+        end = left[-1].offset + left[-1].length
         buf = bytearray()
         buf_start = start
-        i = 0
         for chunk in self.repo.read_stream(name, start, end - start):
             buf += chunk
-            while i < len(run) and run[i].offset + run[i].length <= buf_start + len(buf):
-                need = run[i]
-                i += 1
+            while left and left[0].offset + left[0].length <= buf_start + len(buf):
+                need = left.popleft()
                 at = need.offset - buf_start
                 with memoryview(buf) as view, view[at : at + need.length] as stored:
                     try:
@@ -158,7 +162,6 @@ class PackOrderRestore:
                     self._deliver(need, data)
                 del buf[: at + need.length]  # cheap: a bytearray drops its front without copying
                 buf_start = need.offset + need.length
-        return run[i:]
 
     # ------------------------------------------------------------ writing
     def _deliver(self, need: _Need, data: bytes) -> None:
