@@ -24,7 +24,8 @@ MIB = 1024 * 1024
 
 class RemoteLike(FaultyBackend):
     """A local repository read the way a remote one is; counts the pack bytes it hands out, and
-    can cut its first ``cuts`` pack streams halfway (after handing over half their bytes)."""
+    can cut its first ``cuts`` pack streams halfway (after handing over half their bytes), each
+    range at most once."""
 
     remote = True
 
@@ -33,11 +34,13 @@ class RemoteLike(FaultyBackend):
         self.pack_bytes = 0
         self.cuts = cuts
         self._cut_lock = threading.Lock()
+        self._cut_ranges: set[tuple[str, int]] = set()
 
-    def _cut_now(self) -> bool:
+    def _cut_now(self, name: str, offset: int) -> bool:
         with self._cut_lock:
-            if self.cuts <= 0:
+            if self.cuts <= 0 or (name, offset) in self._cut_ranges:
                 return False
+            self._cut_ranges.add((name, offset))
             self.cuts -= 1
             return True
 
@@ -46,7 +49,7 @@ class RemoteLike(FaultyBackend):
             if not name.startswith("data/"):
                 yield chunk
                 continue
-            if len(chunk) > 1 and self._cut_now():
+            if len(chunk) > 1 and self._cut_now(name, offset):
                 half = chunk[: len(chunk) // 2]
                 for start in range(0, len(half), 64 * 1024):
                     self.pack_bytes += len(half[start : start + 64 * 1024])

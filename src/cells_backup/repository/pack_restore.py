@@ -23,7 +23,7 @@ from .sparse import write_at
 
 PACKS_IN_FLIGHT = 2  # packs streamed at once: network waits overlap decoding and writes
 GAP = 1024 * 1024  # needed blobs of a pack closer than this are read in one request
-ATTEMPTS = 3  # a stream cut short is resumed from the first blob not yet written
+ATTEMPTS = 3  # streams cut in a row with no blob handled before a run is given up
 LOCK_STRIPES = 64  # files share locks: a million files to restore need no million locks
 _REOPEN = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -119,14 +119,17 @@ class PackOrderRestore:
 
     def _restore_run(self, pack: bytes, run: list[_Need]) -> None:
         """Stream the bytes from the first to the last blob of ``run``; a stream cut short is
-        resumed from the first blob not yet written."""
+        resumed from the first blob not yet written, until ATTEMPTS cuts in a row bring none."""
         name = pack_name(pack)
         left = deque(run)
-        for attempt in range(ATTEMPTS):
+        fruitless = 0
+        while left:
+            before = len(left)
             try:
                 self._stream(name, left)
             except BackendError as exc:
-                if attempt + 1 < ATTEMPTS:
+                fruitless = 1 if len(left) < before else fruitless + 1
+                if fruitless < ATTEMPTS:
                     continue
                 for need in left:
                     self._give_up(need, f"not restored, its data could not be read: {exc}")
