@@ -6,15 +6,17 @@ The Cells-aware commands build on these with the installation's components.
 from __future__ import annotations
 
 import fnmatch
+import getpass
 import os
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from .. import __version__
 from ..errors import CellsBackupError, TargetNotEmptyError
-from ..repository.archiver import Archiver, Progress, VirtualDir, make_snapshot
+from ..repository.archiver import Archiver, Progress, VirtualDir
 from ..repository.lock import Lock
 from ..repository.repository import Repository
 from ..repository.snapshot import Snapshot
@@ -107,6 +109,37 @@ def run_backup(
             before_snapshot(snapshot)
         repo.save_snapshot(snapshot)
     return snapshot
+
+
+def make_snapshot(
+    repo: Repository,
+    tree_id: str,
+    paths: list[str],
+    archiver: Archiver,
+    *,
+    parent: Snapshot | None,
+    tags: Iterable[str] = (),
+    when: datetime | None = None,
+    extra: dict | None = None,
+) -> Snapshot:
+    summary = archiver.summary
+    summary.data_added = archiver.writer.stats.bytes_new
+    summary.blobs_new = archiver.writer.stats.blobs_new
+    summary.data_stored = archiver.writer.stats.bytes_stored
+    return Snapshot(
+        time=(when or datetime.now(UTC)).astimezone().isoformat(),
+        hostname=socket.gethostname(),
+        username=getpass.getuser(),
+        paths=sorted(paths),
+        tree=tree_id,
+        parent=parent.id if parent else None,
+        tags=sorted(set(tags)),
+        partial=bool(archiver.errors),
+        errors=archiver.errors[:1000],
+        summary=summary.as_dict(),
+        program_version=__version__,
+        extra=extra or {},
+    )
 
 
 def _existing_paths(request: BackupRequest) -> list[str]:

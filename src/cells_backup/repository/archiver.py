@@ -8,21 +8,17 @@ an incremental run over an unchanged tree only reads directories.
 from __future__ import annotations
 
 import functools
-import getpass
 import io
 import os
-import socket
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import BinaryIO
 
 from pyfastcdc import FastCDC
 
-from .. import __version__
 from . import tree
 from .fileread import (
     READ_THREADS,
@@ -35,6 +31,7 @@ from .fileread import (
 )
 from .fsmeta import base_node, group_name, node_type, read_xattrs, user_name
 from .index import DATA, TREE
+from .parent_nodes import FILE_NODE_KEYS, ParentListing, same_inode_state
 from .repository import Repository
 from .snapshot import Snapshot
 from .writer import BlobWriter
@@ -104,47 +101,7 @@ class _Trie:
         self.virtual: VirtualDir | None = None
 
 
-_TYPE_OF_FORMAT = {stat.S_IFMT(m): node_type(m) for m in (
-    stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK, stat.S_IFIFO, stat.S_IFCHR, stat.S_IFBLK, stat.S_IFSOCK)}
-
-
-def _same_inode_state(prev: dict, st: os.stat_result) -> bool:
-    """True when the parent's node was taken from this very inode state (nothing changed since)."""
-    return (
-        prev.get("ctime") == st.st_ctime_ns
-        and prev.get("inode") == st.st_ino
-        and prev.get("dev") == st.st_dev
-        and prev.get("mtime") == st.st_mtime_ns
-        and prev.get("mode") == stat.S_IMODE(st.st_mode)
-        and prev.get("uid") == st.st_uid
-        and prev.get("gid") == st.st_gid
-        and prev.get("type") == _TYPE_OF_FORMAT.get(stat.S_IFMT(st.st_mode))
-    )
-
-
-_FILE_NODE_KEYS = frozenset(base_node("", os.stat_result((0o100644,) + (0,) * 9), tree.FILE)) | {"content", "size"}
-
-
 DIR_BATCH = 4096  # entries of a directory handled at a time: memory stays flat in huge directories
-
-
-class _ParentListing:
-    """The parent snapshot's nodes of a directory, looked up in name order (a merge walk)."""
-
-    def __init__(self, blob: bytes) -> None:
-        self._nodes = tree.iter_encoded(blob)
-        self._next: tuple[dict, str] | None = next(self._nodes, None)
-
-    def find(self, name: str) -> tuple[dict | None, str | None]:
-        """(node, text) of ``name``, or (None, None); names must be asked in increasing order."""
-        while self._next is not None:
-            node, text = self._next
-            if node["name"] > name:
-                break
-            self._next = next(self._nodes, None)
-            if node["name"] == name:
-                return node, text
-        return None, None
 
 
 def _split(path: str) -> list[str]:
@@ -306,7 +263,7 @@ class Archiver:
         # The parent's listing and this one are both sorted by name: they are walked side by side,
         # and each node is encoded as soon as it is known, so a directory of a million entries
         # holds their text (about 300 bytes each), not a dict per entry.
-        parent = _ParentListing(self._parent_blob(parent_subtree))
+        parent = ParentListing(self._parent_blob(parent_subtree))
         out = tree.start_encoded()
         prefix = path if path.endswith(os.sep) else path + os.sep
         for start in range(0, len(names), DIR_BATCH):
@@ -315,7 +272,7 @@ class Archiver:
         # Unchanged: the same bytes as the parent's tree, i.e. its id, which the writer knows.
         return self.writer.save(TREE, tree.end_encoded(out)).hex()
 
-    def _archive_batch(self, path: str, prefix: str, names: list[str], parent: _ParentListing,
+    def _archive_batch(self, path: str, prefix: str, names: list[str], parent: ParentListing,
                        out: bytearray) -> None:
         """Stat, compare and store the entries ``names`` of a directory; append their nodes to ``out``."""
         # Stats one by one: on a cold cache a directory's inodes come in together with the first
@@ -334,7 +291,7 @@ class Archiver:
             if self.exclude is not None and self.exclude(child, stat.S_ISDIR(st.st_mode)):
                 continue
             prev, prev_text = parent.find(name)
-            if prev is not None and _same_inode_state(prev, st):
+            if prev is not None and same_inode_state(prev, st):
                 # Writing an xattr moves ctime: same inode and ctime means the same xattrs.
                 xattrs = prev.get("xattrs", {})
                 if st.st_nlink == 1 and self._reusable_file(prev, st):
@@ -383,7 +340,7 @@ class Archiver:
         if (
             prev.get("size") != st.st_size
             or prev["type"] != tree.FILE
-            or len(prev) != len(_FILE_NODE_KEYS) + ("xattrs" in prev)
+            or len(prev) != len(FILE_NODE_KEYS) + ("xattrs" in prev)
             or prev.get("user") != user_name(st.st_uid)
             or prev.get("group") != group_name(st.st_gid)
         ):
@@ -543,34 +500,3 @@ class Archiver:
     def _stream_node(name: str, mode: int, now: int, type: str = tree.FILE, **more: object) -> dict:
         return {"name": name, "type": type, "mode": mode, "uid": os.getuid(), "gid": os.getgid(),
                 "user": "", "group": "", "mtime": now, "ctime": now, "inode": 0, "dev": 0, **more}
-
-
-def make_snapshot(
-    repo: Repository,
-    tree_id: str,
-    paths: list[str],
-    archiver: Archiver,
-    *,
-    parent: Snapshot | None,
-    tags: Iterable[str] = (),
-    when: datetime | None = None,
-    extra: dict | None = None,
-) -> Snapshot:
-    summary = archiver.summary
-    summary.data_added = archiver.writer.stats.bytes_new
-    summary.blobs_new = archiver.writer.stats.blobs_new
-    summary.data_stored = archiver.writer.stats.bytes_stored
-    return Snapshot(
-        time=(when or datetime.now(UTC)).astimezone().isoformat(),
-        hostname=socket.gethostname(),
-        username=getpass.getuser(),
-        paths=sorted(paths),
-        tree=tree_id,
-        parent=parent.id if parent else None,
-        tags=sorted(set(tags)),
-        partial=bool(archiver.errors),
-        errors=archiver.errors[:1000],
-        summary=summary.as_dict(),
-        program_version=__version__,
-        extra=extra or {},
-    )
