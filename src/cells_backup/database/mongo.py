@@ -9,6 +9,7 @@ MongoDB has no snapshot to open: the archive is consistent when Cells is stopped
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -55,15 +56,15 @@ class _Client:
 
     def __init__(self, tool: str, uri: str, args: list[str], what: str) -> None:
         self._what = what
-        self._uri_cm = _uri_file(uri)
-        config = self._uri_cm.__enter__()
+        self._cleanup = contextlib.ExitStack()  # removes the URI file; closing twice is harmless
+        config = self._cleanup.enter_context(_uri_file(uri))
         try:
             self.proc = subprocess.Popen([tool, f"--config={config}", "--archive", *args],
                                          stdin=subprocess.PIPE if what == "mongorestore" else subprocess.DEVNULL,
                                          stdout=subprocess.PIPE if what == "mongodump" else subprocess.DEVNULL,
                                          stderr=subprocess.PIPE)
         except OSError as exc:
-            self._uri_cm.__exit__(None, None, None)
+            self._cleanup.close()
             raise DatabaseError(f"cannot run {tool}: {exc.strerror}") from None
         self._stderr = StderrTail(self.proc.stderr, _STDERR_KEEP)
 
@@ -73,7 +74,7 @@ class _Client:
             rc = self.proc.wait()
             text = self._stderr.text()
         finally:
-            self._uri_cm.__exit__(None, None, None)
+            self._cleanup.close()
         if rc != 0:
             raise DatabaseError(f"{self._what} failed (exit {rc}): {_last_line(text)}")
         return text

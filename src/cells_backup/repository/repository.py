@@ -180,11 +180,6 @@ class Repository:
         """Objects come over the network (whole packs are cached for reads)."""
         return self._pack_cache is not None
 
-    def blob_position(self, content: list[str]) -> tuple[str, int]:
-        """(pack, offset) of the first blob of a content list; ("", 0) if empty or unknown."""
-        loc = self.index.get(bytes.fromhex(content[0])) if content else None
-        return (loc.pack.hex(), loc.offset) if loc else ("", 0)
-
     def read_blob(self, blob: bytes) -> bytes:
         loc = self.index.get(blob)
         if loc is None:
