@@ -7,32 +7,22 @@ an incremental run over an unchanged tree only reads directories.
 
 from __future__ import annotations
 
-import functools
 import io
 import os
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from pyfastcdc import FastCDC
 
 from . import tree
-from .fileread import (
-    READ_THREADS,
-    SMALL_FILE,
-    PrefetchWindow,
-    Prepend,
-    Slurp,
-    open_for_read,
-    read_full,
-)
-from .fsmeta import base_node, group_name, node_type, read_xattrs, user_name
+from .fileread import READ_THREADS, Prepend, ReadAhead, Slurp, open_for_read, read_full
+from .fsmeta import base_node, node_type, read_xattrs
 from .index import DATA, TREE
-from .parent_nodes import FILE_NODE_KEYS, ParentListing, same_inode_state
 from .repository import Repository
+from .scanner import ScannedBatch, Scanner, unchanged_content
 from .snapshot import Snapshot
 from .writer import BlobWriter
 
@@ -101,7 +91,11 @@ class _Trie:
         self.virtual: VirtualDir | None = None
 
 
-DIR_BATCH = 4096  # entries of a directory handled at a time: memory stays flat in huge directories
+class PendingContent(list):
+    """The futures of a file's blob ids, while the writer's workers hash its chunks."""
+
+    def ids(self) -> list[str]:
+        return [future.result().hex() for future in self]
 
 
 def _split(path: str) -> list[str]:
@@ -134,7 +128,8 @@ class Archiver:
                             seed=chunker["seed"])
         self._max_chunk = chunker["max"]
         self._min_chunk = chunker["min"]
-        self._readers = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="read")
+        self._read_ahead: ReadAhead | None = None  # while `archive` runs
+        self._scanner: Scanner | None = None  # while a real directory tree is archived
         self._hardlinks: dict[tuple[int, int], list[str]] = {}
 
     # ------------------------------------------------------------------ entry
@@ -153,11 +148,13 @@ class Archiver:
                 node = node.children.setdefault(part, _Trie())
             node.virtual = vf
         parent_root = self.parent.tree if self.parent else None
+        self._read_ahead = ReadAhead(READ_THREADS, self._prepare_small)
         try:
             tree_id = self._archive_trie(root, "/", parent_root)
             self._files_done()
         finally:
-            self._readers.shutdown(wait=True, cancel_futures=True)
+            self._read_ahead.close()
+            self._read_ahead = None
         self.summary.duration = time.monotonic() - started
         return tree_id
 
@@ -217,7 +214,10 @@ class Archiver:
         except OSError as exc:
             self._error(path, f"cannot read: {exc.strerror}")
             return None
-        return self._archive_entry(path, name, st, prev)
+        node = self._archive_entry(path, name, st, prev)
+        if node is not None and isinstance(node.get("content"), PendingContent):
+            node["content"] = node["content"].ids()
+        return node
 
     def _archive_entry(self, path: str, name: str, st: os.stat_result, prev: dict | None,
                        prefetched: Slurp | None = None, xattrs: dict | None = None,
@@ -255,67 +255,59 @@ class Archiver:
         return node
 
     def _archive_dir(self, path: str, parent_subtree: str | None) -> str:
+        if self._scanner is not None:  # inside a tree the scanner walks: its next batches are ours
+            return self._archive_scanned(path)
+        assert self._read_ahead is not None
+        self._scanner = Scanner(path, parent_subtree, index=self.repo.index, read_parent=self._parent_blob,
+                                read_ahead=self._read_ahead, exclude=self.exclude)
         try:
-            names = sorted(os.listdir(path))
-        except OSError as exc:
-            self._error(path, f"cannot list directory: {exc.strerror}")
-            return self._save_tree([])
-        # The parent's listing and this one are both sorted by name: they are walked side by side,
-        # and each node is encoded as soon as it is known, so a directory of a million entries
-        # holds their text (about 300 bytes each), not a dict per entry.
-        parent = ParentListing(self._parent_blob(parent_subtree))
+            return self._archive_scanned(path)
+        finally:
+            scanner, self._scanner = self._scanner, None
+            scanner.close()
+
+    def _archive_scanned(self, path: str) -> str:
+        # Each node is encoded as soon as it is known (an unchanged one is the parent's text), so a
+        # directory of a million entries holds their text (about 300 bytes each), not a dict per entry.
+        assert self._scanner is not None
         out = tree.start_encoded()
-        prefix = path if path.endswith(os.sep) else path + os.sep
-        for start in range(0, len(names), DIR_BATCH):
-            self._archive_batch(path, prefix, names[start : start + DIR_BATCH], parent, out)
-        del parent
+        while True:
+            batch = self._scanner.next_batch()
+            if batch.path != path:
+                raise RuntimeError(f"scanner out of step: {batch.path} while archiving {path}")
+            self._store_batch(batch, out)
+            if batch.last:
+                break
         # Unchanged: the same bytes as the parent's tree, i.e. its id, which the writer knows.
         return self.writer.save(TREE, tree.end_encoded(out)).hex()
 
-    def _archive_batch(self, path: str, prefix: str, names: list[str], parent: ParentListing,
-                       out: bytearray) -> None:
-        """Stat, compare and store the entries ``names`` of a directory; append their nodes to ``out``."""
-        # Stats one by one: on a cold cache a directory's inodes come in together with the first
-        # one, and threads here cost more in hand-offs than they save.
-        encoded: list[str | int] = []  # a node's text, or the number of an item still to store
-        items = []
-        reused = reused_bytes = 0
-        for name in names:
-            child = prefix + name
-            try:
-                st = os.lstat(child)
-            except OSError as exc:
-                if not isinstance(exc, FileNotFoundError):  # vanished since the listing: simply not here
-                    self._error(child, f"cannot read: {exc.strerror}")
+    def _store_batch(self, batch: ScannedBatch, out: bytearray) -> None:
+        """Store the entries of a scanned batch (files first, then directories, as the scanner
+        queued their reads); append their nodes to ``out`` in name order."""
+        for path, message in batch.errors:
+            self._error(path, message)
+        if batch.reused:
+            self._count_reused(batch.path, batch.reused, batch.reused_bytes)
+        items = batch.items
+        dirs = [i for i, item in enumerate(items) if stat.S_ISDIR(item[2].st_mode)]
+        stored: list[str | None] = [None] * len(items)
+        read_ahead = self._read_ahead
+        waiting: list[tuple[int, dict]] = []  # files whose blob ids the workers are still hashing
+        for i in [i for i, item in enumerate(items) if not stat.S_ISDIR(item[2].st_mode)] + dirs:
+            name, child, st, prev, xattrs, content, slot = items[i]
+            prefetched = read_ahead.take(slot) if slot is not None else None
+            node = self._archive_entry(child, name, st, prev, prefetched, xattrs, content)
+            if node is None:
                 continue
-            if self.exclude is not None and self.exclude(child, stat.S_ISDIR(st.st_mode)):
-                continue
-            prev, prev_text = parent.find(name)
-            if prev is not None and same_inode_state(prev, st):
-                # Writing an xattr moves ctime: same inode and ctime means the same xattrs.
-                xattrs = prev.get("xattrs", {})
-                if st.st_nlink == 1 and self._reusable_file(prev, st):
-                    encoded.append(prev_text)  # unchanged: the parent's node, field for field
-                    reused += 1
-                    reused_bytes += st.st_size
-                    continue
+            if isinstance(node.get("content"), PendingContent):
+                waiting.append((i, node))
             else:
-                xattrs = read_xattrs(child)
-            content = self._unchanged(st, prev) if stat.S_ISREG(st.st_mode) else None
-            encoded.append(len(items))
-            items.append((name, child, st, prev, xattrs, content))
-        if reused:
-            self._count_reused(path, reused, reused_bytes)
-        window = PrefetchWindow(self._readers, [
-            i for i, (_n, _child, st, _prev, _x, content) in enumerate(items)
-            if content is None and stat.S_ISREG(st.st_mode) and st.st_size <= SMALL_FILE and st.st_nlink == 1
-        ], items, self._prepare_small)
-        stored: list[str | None] = []
-        for i, (name, child, st, prev, xattrs, content) in enumerate(items):
-            node = self._archive_entry(child, name, st, prev, window.take(i), xattrs, content)
-            stored.append(None if node is None else tree.encode_node(node))
+                stored[i] = tree.encode_node(node)
+        for i, node in waiting:
+            node["content"] = node["content"].ids()
+            stored[i] = tree.encode_node(node)
         first = out.endswith(b"[")
-        for text in encoded:
+        for text in batch.encoded:
             if not isinstance(text, str):
                 text = stored[text]
                 if text is None:
@@ -334,20 +326,6 @@ class Archiver:
             return b""
 
     # ------------------------------------------------------------------ files
-    def _reusable_file(self, prev: dict, st: os.stat_result) -> bool:
-        """A parent's file node that this version would write the same for ``st`` (same inode
-        state, same fields, same owner names) and whose blobs are all still stored."""
-        if (
-            prev.get("size") != st.st_size
-            or prev["type"] != tree.FILE
-            or len(prev) != len(FILE_NODE_KEYS) + ("xattrs" in prev)
-            or prev.get("user") != user_name(st.st_uid)
-            or prev.get("group") != group_name(st.st_gid)
-        ):
-            return False
-        has_stored, fromhex = self.repo.index.has_stored, bytes.fromhex
-        return all(has_stored(fromhex(blob)) for blob in prev.get("content", ()))
-
     def _count_reused(self, path: str, files: int, size: int) -> None:
         self.progress.current = path
         self.progress.files += files
@@ -356,22 +334,6 @@ class Archiver:
         self.summary.total_bytes += size
         self.summary.files_unmodified += files
 
-    def _unchanged(self, st: os.stat_result, prev: dict | None) -> list[str] | None:
-        if (
-            prev is None
-            or prev["type"] != tree.FILE
-            or prev.get("size") != st.st_size
-            or prev.get("mtime") != st.st_mtime_ns
-            or prev.get("ctime") != st.st_ctime_ns
-            or prev.get("inode") != st.st_ino
-        ):
-            return None
-        content = prev.get("content", [])
-        index = self.repo.index
-        if all(index.has_stored(bytes.fromhex(c)) for c in content):
-            return content
-        return None
-
     def _file_content(self, path: str, st: os.stat_result, prev: dict | None,
                       prefetched: Slurp | None = None, reused: list[str] | None = None) -> tuple[list[str], int] | None:
         link_key = (st.st_dev, st.st_ino) if st.st_nlink > 1 else None
@@ -379,7 +341,7 @@ class Archiver:
             self.summary.files_unmodified += 1
             return self._hardlinks[link_key], st.st_size
         if reused is None and prefetched is None:
-            reused = self._unchanged(st, prev)
+            reused = unchanged_content(self.repo.index, st, prev)
         if reused is not None:
             self.summary.files_unmodified += 1
             self.progress.bytes += st.st_size
@@ -412,7 +374,7 @@ class Archiver:
             return None
         try:
             with io.FileIO(fd, "rb", closefd=False) as f:
-                content, size = self._store_stream(f)
+                content, size = self._store_file(f)
             self._check_unchanged_while_read(path, st, os.fstat(fd), size)
             return content, size
         except OSError as exc:
@@ -447,25 +409,33 @@ class Archiver:
         return content, len(data)
 
     def _store_stream(self, stream: BinaryIO, level: int | None = None) -> tuple[list[str], int]:
-        """Chunk, hash and store a stream; memory stays within a few max-chunk sizes."""
+        """Chunk, hash and store a stream (a database dump); memory stays within a few max-chunk sizes."""
         content: list[str] = []
         size = 0
-        save = functools.partial(self.writer.save, level=level)
+        for data in self._chunks(stream):
+            content.append(self.writer.save(DATA, data, level=level).hex())
+            size += len(data)
+        return content, size
+
+    def _store_file(self, stream: BinaryIO) -> tuple[PendingContent, int]:
+        """Chunk and store a file's contents; the writer's workers hash the chunks, and the ids are
+        collected when the directory's tree is written (`PendingContent`)."""
+        pending = PendingContent()
+        size = 0
+        for data in self._chunks(stream):
+            pending.append(self.writer.save_unhashed(DATA, data))
+            size += len(data)
+        return pending, size
+
+    def _chunks(self, stream: BinaryIO) -> Iterator[memoryview]:
         first = read_full(stream, self._max_chunk)
         if len(first) < self._max_chunk:
             chunks = self._cdc.cut_buf(first) if first else ()
-            for chunk in chunks:
-                data = chunk.data
-                content.append(save(DATA, data).hex())
-                size += chunk.length
-            self.progress.bytes += size
-            return content, size
-        rest = Prepend(first, stream)
-        for chunk in self._cdc.cut_stream(rest):
-            content.append(save(DATA, chunk.data).hex())
-            size += chunk.length
+        else:
+            chunks = self._cdc.cut_stream(Prepend(first, stream))
+        for chunk in chunks:
+            yield chunk.data
             self.progress.bytes += chunk.length
-        return content, size
 
     def _archive_virtual(self, vd: VirtualDir, name: str) -> dict:
         now = time.time_ns()

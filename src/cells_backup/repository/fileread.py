@@ -6,10 +6,12 @@ disk busy while the archiver hashes and stores what was already read.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import threading
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
 SMALL_FILE = 1024 * 1024  # files up to this size are read ahead by reader threads
@@ -32,13 +34,13 @@ def _slurp(path: str, size: int, prepare: Callable[[bytes], object] | None) -> S
     except OSError as exc:
         return b"", None, exc, None
     try:
-        parts = []
-        while True:
-            block = os.read(fd, max(size + 1, 65536))
-            if not block:
-                break
-            parts.append(block)
-        data = b"".join(parts)
+        want = max(size + 1, 65536)
+        data = os.read(fd, want)
+        if len(data) == want:  # it grew since it was listed: read on to its end
+            parts = [data]
+            while block := os.read(fd, want):
+                parts.append(block)
+            data = b"".join(parts)
         after = os.fstat(fd)
     except OSError as exc:
         return b"", os.fstat(fd), exc, None
@@ -47,58 +49,128 @@ def _slurp(path: str, size: int, prepare: Callable[[bytes], object] | None) -> S
     return data, after, None, prepare(data) if prepare is not None else None
 
 
-class PrefetchWindow:
-    """Reads the next small files of a directory ahead of the archiver, within a memory bound.
+HINT_BYTES = 8 * 1024 * 1024  # of a large file, the part the kernel is asked to read ahead
+_WILLNEED = getattr(os, "POSIX_FADV_WILLNEED", None) if hasattr(os, "posix_fadvise") else None
+_HINTED: Slurp = ()
 
-    Files go to the reader threads in small batches: a task per file costs more in thread
-    hand-offs than reading a small file does.
+
+class ReadSlot:
+    """One file queued for reading ahead; ``result`` is set once a reader thread has read it.
+
+    A ``hint`` slot is a large file, which the archiver streams itself: the reader thread only
+    asks the kernel to start reading its first `HINT_BYTES`, so that it is in memory when the
+    archiver gets to it.
+    """
+
+    __slots__ = ("path", "size", "result", "hint")
+
+    def __init__(self, path: str, size: int, hint: bool = False) -> None:
+        self.path = path
+        self.size = size
+        self.result: Slurp | None = None
+        self.hint = hint
+
+
+def _hint(path: str) -> Slurp:
+    with contextlib.suppress(OSError):
+        fd = open_for_read(path)
+        try:
+            os.posix_fadvise(fd, 0, HINT_BYTES, _WILLNEED)
+        finally:
+            os.close(fd)
+    return _HINTED
+
+
+class ReadAhead:
+    """Reads small files in the order the archiver will ask for them, across directories,
+    within a memory bound.
+
+    The scanner queues files as it walks ahead; the archiver takes them in the same order. Reader
+    threads take files in small batches: a hand-off per file costs more than reading one does.
+    Every queued slot must be taken (that is what gives its bytes back).
     """
 
     MAX_BYTES = 16 * 1024 * 1024
-    MAX_FILES = 96
     BATCH_FILES = 8
     BATCH_BYTES = 512 * 1024
 
-    def __init__(self, pool: ThreadPoolExecutor, wanted: list[int], items: list,
-                 prepare: Callable[[bytes], object] | None = None) -> None:
-        self._pool = pool
+    def __init__(self, threads: int, prepare: Callable[[bytes], object] | None = None,
+                 name: str = "read") -> None:
         self._prepare = prepare
-        self._wanted = wanted
-        self._items = items
-        self._next = 0
-        self._futures: dict[int, tuple[Future, int]] = {}  # item index -> (batch future, position)
-        self._bytes = 0
+        self._queue: deque[ReadSlot] = deque()
+        self._lock = threading.Lock()
+        # Two conditions on one lock, and a wake-up only for who waits: hand-offs between threads
+        # cost more than the small reads they carry.
+        self._work = threading.Condition(self._lock)  # readers wait here for files or room
+        self._done = threading.Condition(self._lock)  # the archiver waits here for its file
+        self._wanted: ReadSlot | None = None  # the slot the archiver waits for
+        self._bytes = 0  # queued for reading or read, and not yet taken
+        self._closed = False
+        self._threads = [threading.Thread(target=self._run, name=f"{name}_{n}", daemon=True)
+                         for n in range(threads)]
+        for thread in self._threads:
+            thread.start()
 
-    def _read_batch(self, batch: list[tuple[str, int]]) -> list[Slurp]:
-        return [_slurp(path, size, self._prepare) for path, size in batch]
+    def add(self, path: str, size: int, hint: bool = False) -> ReadSlot:
+        """Queue a small file to be read, or (``hint``) a large one to be read ahead by the kernel."""
+        if hint:
+            if _WILLNEED is None:
+                return None
+            size = min(size, HINT_BYTES)
+        slot = ReadSlot(path, size, hint)
+        with self._lock:
+            self._queue.append(slot)
+            if len(self._queue) == 1 and self._bytes < self.MAX_BYTES:
+                self._work.notify()
+        return slot
 
-    def _pump(self) -> None:
-        while (self._next < len(self._wanted) and len(self._futures) < self.MAX_FILES
-               and self._bytes < self.MAX_BYTES):
-            indices, batch, size = [], [], 0
-            while (self._next < len(self._wanted) and len(batch) < self.BATCH_FILES
-                   and size < self.BATCH_BYTES):
-                i = self._wanted[self._next]
-                self._next += 1
-                child, st = self._items[i][1], self._items[i][2]
-                indices.append(i)
-                batch.append((child, st.st_size))
-                size += st.st_size
-            future = self._pool.submit(self._read_batch, batch)
-            for position, i in enumerate(indices):
-                self._futures[i] = (future, position)
+    def take(self, slot: ReadSlot) -> Slurp | None:
+        """The file's contents as read (None for a hint), once its reader thread has them."""
+        with self._lock:
+            while slot.result is None:
+                self._wanted = slot
+                self._done.wait()
+            self._wanted = None
+            full = self._bytes >= self.MAX_BYTES
+            self._bytes -= slot.size
+            if full and self._bytes < self.MAX_BYTES:
+                self._work.notify()
+            result, slot.result = slot.result, None  # the slot outlives the read: not its bytes
+        return None if slot.hint else result
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._queue.clear()
+            self._work.notify_all()
+        for thread in self._threads:
+            thread.join()
+
+    def _next_batch(self) -> list[ReadSlot] | None:
+        with self._lock:
+            while not self._closed and (not self._queue or self._bytes >= self.MAX_BYTES):
+                self._work.wait()
+            if self._closed:
+                return None
+            batch, size = [], 0
+            while self._queue and len(batch) < self.BATCH_FILES and size < self.BATCH_BYTES:
+                slot = self._queue.popleft()
+                batch.append(slot)
+                size += slot.size
             self._bytes += size
+            if self._queue and self._bytes < self.MAX_BYTES:
+                self._work.notify()  # more to read: another reader can start on it
+            return batch
 
-    def take(self, i: int) -> Slurp | None:
-        self._pump()
-        entry = self._futures.pop(i, None)
-        if entry is None:
-            return None
-        future, position = entry
-        self._bytes -= self._items[i][2].st_size
-        result = future.result()[position]
-        self._pump()
-        return result
+    def _run(self) -> None:
+        while (batch := self._next_batch()) is not None:
+            results = [_hint(slot.path) if slot.hint else _slurp(slot.path, slot.size, self._prepare)
+                       for slot in batch]
+            with self._lock:
+                for slot, result in zip(batch, results, strict=True):
+                    slot.result = result
+                if self._wanted is not None and self._wanted.result is not None:
+                    self._done.notify()
 
 
 def read_full(stream: BinaryIO, size: int) -> bytes:

@@ -9,7 +9,7 @@ pack is written as soon as it reaches the configured size.
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .crypto import content_hash
@@ -74,23 +74,43 @@ class BlobWriter:
                 self.stats.blobs_known += 1
                 return blob
         raw = bytes(data)
+        self._reserve(len(raw))
+        self._submit(self._store, type, blob, raw, level, None)
+        return blob
+
+    def _reserve(self, size: int) -> None:
+        """Wait until ``size`` more bytes of queued blobs fit in the memory bound."""
         with self._budget:
-            while self._inflight > 0 and self._inflight + len(raw) > self._max_inflight:
+            while self._inflight > 0 and self._inflight + size > self._max_inflight:
                 self._budget.wait()
                 self._raise_pending_error()
-            self._inflight += len(raw)
+            self._inflight += size
+
+    def _submit(self, task, *args) -> None:
         # Counted only once the task is surely submitted: a count without a task would make
         # close() wait forever.
         with self._lock:
             self._pending += 1
         try:
-            self._pool.submit(self._store, type, blob, raw, level)
+            self._pool.submit(task, *args)
         except BaseException:
             with self._idle:
                 self._pending -= 1
                 self._idle.notify_all()
+            with self._budget:
+                self._inflight -= len(args[2])
+                self._budget.notify_all()
             raise
-        return blob
+
+    def save_unhashed(self, type: int, data: bytes | memoryview, level: int | None = None) -> Future:
+        """Like `save`, but hashed by a worker too: the caller goes on reading and chunking while
+        the id is computed; the returned future gives it."""
+        self._raise_pending_error()
+        raw = bytes(data)
+        self._reserve(len(raw))
+        future: Future = Future()
+        self._submit(self._store, type, None, raw, level, future)
+        return future
 
     def encode(self, data: bytes, level: int | None = None) -> bytes:
         """Compress and encrypt a blob; safe from any thread (reader threads use it)."""
@@ -190,15 +210,27 @@ class BlobWriter:
             comp = per_level[level] = self.repo.compressor(level)
         return comp
 
-    def _store(self, type: int, blob: bytes, raw: bytes, level: int | None = None) -> None:
+    def _store(self, type: int, blob: bytes | None, raw: bytes, level: int | None, future: Future | None) -> None:
+        """In a worker: (hash, deduplicate,) compress, encrypt and pack one blob."""
         try:
             if self._error is not None:
-                return
+                raise self._error
+            if blob is None:
+                blob = self.repo.blob_id(raw)
+                with self._lock:
+                    new = self.index.add(blob, None, 0, 0, len(raw), type)
+                    if not new:
+                        self.stats.blobs_known += 1
+                future.set_result(blob)
+                if not new:
+                    return
             full = self._append(type, blob, self.encode(raw, level), len(raw))
             if full is not None:
                 self._write_pack(full)
         except BaseException as exc:  # surfaced to the caller on its next call
             self._error = self._error or exc
+            if future is not None and not future.done():
+                future.set_exception(exc)
         finally:
             with self._budget:
                 self._inflight -= len(raw)

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 
 from ...errors import AlreadyExistsError, BackendError, NotFoundError
+from .direct_write import write_direct
 
 TEMP_SUFFIX = ".tmp"
 
@@ -113,10 +114,11 @@ class LocalBackend:
             os.makedirs(directory, exist_ok=True)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
-                view = memoryview(data)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
+                if not write_direct(fd, data):
+                    view = memoryview(data)
+                    while view:
+                        written = os.write(fd, view)
+                        view = view[written:]
                 os.fsync(fd)
             finally:
                 os.close(fd)

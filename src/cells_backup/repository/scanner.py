@@ -1,0 +1,197 @@
+"""Walking directories ahead of the archiver: listing, stat, comparison with the parent snapshot.
+
+On a cold disk every listing, inode and small file is a wait, and done in the archiver's own order
+they are waited for one at a time. The scanner walks the same directories in the order the
+archiver stores them, in a thread of its own: it lists and stats each directory, tells which
+entries are unchanged since the parent snapshot, and queues the small files that must be read, so
+that the reader threads read across directory boundaries while the archiver stores what came
+before. The archiver takes the batches in the same order (a batch's files, then its directories,
+depth first).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from collections import deque
+from collections.abc import Callable
+
+from . import tree
+from .fileread import SMALL_FILE, ReadAhead
+from .fsmeta import group_name, read_xattrs, user_name
+from .index import ChunkIndex
+from .parent_nodes import FILE_NODE_KEYS, ParentListing, same_inode_state
+
+DIR_BATCH = 4096  # entries of a directory handled at a time: memory stays flat in huge directories
+AHEAD_ENTRIES = 16384  # entries listed but not yet taken by the archiver, at most
+
+# One entry to store: (name, path, lstat, parent's node or None, xattrs, content if unchanged
+# (blob ids) or None, read-ahead slot or None).
+Item = tuple
+
+
+class ScannedBatch:
+    """Up to DIR_BATCH entries of directory ``path``, in name order."""
+
+    __slots__ = ("path", "encoded", "items", "reused", "reused_bytes", "errors", "last")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.encoded: list[str | int] = []  # a reused node's text, or the number of an item to store
+        self.items: list[Item] = []
+        self.reused = 0  # unchanged files whose parent node is kept as it is
+        self.reused_bytes = 0
+        self.errors: list[tuple[str, str]] = []  # (path, message), reported by the archiver
+        self.last = True  # the directory's last batch
+
+
+def reusable_file(index: ChunkIndex, prev: dict, st: os.stat_result) -> bool:
+    """A parent's file node that this version would write the same for ``st`` (same inode
+    state, same fields, same owner names) and whose blobs are all still stored."""
+    if (
+        prev.get("size") != st.st_size
+        or prev["type"] != tree.FILE
+        or len(prev) != len(FILE_NODE_KEYS) + ("xattrs" in prev)
+        or prev.get("user") != user_name(st.st_uid)
+        or prev.get("group") != group_name(st.st_gid)
+    ):
+        return False
+    has_stored, fromhex = index.has_stored, bytes.fromhex
+    return all(has_stored(fromhex(blob)) for blob in prev.get("content", ()))
+
+
+def unchanged_content(index: ChunkIndex, st: os.stat_result, prev: dict | None) -> list[str] | None:
+    """The parent's blob ids of a file with the same size, mtime, ctime and inode, if all are stored."""
+    if (
+        prev is None
+        or prev["type"] != tree.FILE
+        or prev.get("size") != st.st_size
+        or prev.get("mtime") != st.st_mtime_ns
+        or prev.get("ctime") != st.st_ctime_ns
+        or prev.get("inode") != st.st_ino
+    ):
+        return None
+    content = prev.get("content", [])
+    if all(index.has_stored(bytes.fromhex(c)) for c in content):
+        return content
+    return None
+
+
+class Scanner:
+    """Walks the tree under ``root`` in a thread; `next_batch` hands the batches over in order."""
+
+    def __init__(self, root: str, parent_subtree: str | None, *, index: ChunkIndex,
+                 read_parent: Callable[[str | None], bytes], read_ahead: ReadAhead,
+                 exclude: Callable[[str, bool], bool] | None) -> None:
+        self._index = index
+        self._read_parent = read_parent
+        self._read_ahead = read_ahead
+        self._exclude = exclude
+        self._batches: deque[ScannedBatch | BaseException] = deque()
+        self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)  # the archiver waits here for a batch
+        self._room = threading.Condition(self._lock)  # the scanner waits here when far enough ahead
+        self._ahead = 0  # entries in batches not yet taken
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, args=(root, parent_subtree), name="scan", daemon=True)
+        self._thread.start()
+
+    def next_batch(self) -> ScannedBatch:
+        with self._lock:
+            while not self._batches:
+                self._ready.wait()
+            batch = self._batches.popleft()
+            if isinstance(batch, BaseException):
+                raise batch
+            full = self._ahead >= AHEAD_ENTRIES
+            self._ahead -= len(batch.encoded)
+            if full and self._ahead < AHEAD_ENTRIES:
+                self._room.notify()
+        return batch
+
+    def close(self) -> None:
+        """Stop the walk (the archiver is done, or failed) and wait for the thread to end."""
+        with self._lock:
+            self._stopped = True
+            self._room.notify()
+        self._thread.join()
+
+    # ------------------------------------------------------------- the thread
+    class _Stop(Exception):
+        pass
+
+    def _run(self, root: str, parent_subtree: str | None) -> None:
+        try:
+            self._walk(root, parent_subtree)
+        except Scanner._Stop:
+            pass
+        except BaseException as exc:  # handed to the archiver, which raises it
+            with self._lock:
+                self._batches.append(exc)
+                self._ready.notify()
+
+    def _emit(self, batch: ScannedBatch) -> None:
+        with self._lock:
+            while self._ahead >= AHEAD_ENTRIES and not self._stopped:
+                self._room.wait()
+            if self._stopped:
+                raise Scanner._Stop
+            self._batches.append(batch)
+            self._ahead += len(batch.encoded)
+            if len(self._batches) == 1:
+                self._ready.notify()
+
+    def _walk(self, path: str, parent_subtree: str | None) -> None:
+        try:
+            names = sorted(os.listdir(path))
+        except OSError as exc:
+            batch = ScannedBatch(path)
+            batch.errors.append((path, f"cannot list directory: {exc.strerror}"))
+            self._emit(batch)
+            return
+        parent = ParentListing(self._read_parent(parent_subtree))
+        prefix = path if path.endswith(os.sep) else path + os.sep
+        for start in range(0, max(len(names), 1), DIR_BATCH):
+            batch = self._scan_batch(path, prefix, names[start : start + DIR_BATCH], parent)
+            batch.last = start + DIR_BATCH >= len(names)
+            self._emit(batch)
+            # The archiver stores a batch's files, then walks into its directories: same order here.
+            for _name, child, st, prev, _x, _c, _slot in batch.items:
+                if stat.S_ISDIR(st.st_mode):
+                    self._walk(child, prev.get("subtree") if prev and prev["type"] == tree.DIR else None)
+
+    def _scan_batch(self, path: str, prefix: str, names: list[str], parent: ParentListing) -> ScannedBatch:
+        # Stats one by one: on a cold cache a directory's inodes come in together with the first one.
+        batch = ScannedBatch(path)
+        encoded, items = batch.encoded, batch.items
+        index, exclude = self._index, self._exclude
+        for name in names:
+            child = prefix + name
+            try:
+                st = os.lstat(child)
+            except OSError as exc:
+                if not isinstance(exc, FileNotFoundError):  # vanished since the listing: simply not here
+                    batch.errors.append((child, f"cannot read: {exc.strerror}"))
+                continue
+            if exclude is not None and exclude(child, stat.S_ISDIR(st.st_mode)):
+                continue
+            prev, prev_text = parent.find(name)
+            if prev is not None and same_inode_state(prev, st):
+                # Writing an xattr moves ctime: same inode and ctime means the same xattrs.
+                xattrs = prev.get("xattrs", {})
+                if st.st_nlink == 1 and reusable_file(index, prev, st):
+                    encoded.append(prev_text)  # unchanged: the parent's node, field for field
+                    batch.reused += 1
+                    batch.reused_bytes += st.st_size
+                    continue
+            else:
+                xattrs = read_xattrs(child)
+            regular = stat.S_ISREG(st.st_mode)
+            content = unchanged_content(index, st, prev) if regular else None
+            slot = None
+            if content is None and regular and st.st_nlink == 1:
+                slot = self._read_ahead.add(child, st.st_size, hint=st.st_size > SMALL_FILE)
+            encoded.append(len(items))
+            items.append((name, child, st, prev, xattrs, content, slot))
+        return batch
