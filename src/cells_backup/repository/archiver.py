@@ -29,6 +29,8 @@ from .writer import BlobWriter
 ExcludeFn = Callable[[str, bool], bool]
 
 
+READ_QUEUE_LOW = 32  # fewer files than this queued for the reader threads: the scanner walks on
+
 # Streams (database dumps) are text: zstd level 1 packs them as small as level 3, twice as fast.
 STREAM_LEVEL = 1
 
@@ -292,10 +294,13 @@ class Archiver:
         dirs = [i for i, item in enumerate(items) if stat.S_ISDIR(item[2].st_mode)]
         stored: list[str | None] = [None] * len(items)
         read_ahead = self._read_ahead
+        scan_ahead = self._scanner.scan_ahead
         waiting: list[tuple[int, dict]] = []  # files whose blob ids the workers are still hashing
         for i in [i for i, item in enumerate(items) if not stat.S_ISDIR(item[2].st_mode)] + dirs:
             name, child, st, prev, xattrs, content, slot = items[i]
-            prefetched = read_ahead.take(slot) if slot is not None else None
+            if read_ahead.queued() < READ_QUEUE_LOW:  # keep the reader threads fed
+                scan_ahead()
+            prefetched = read_ahead.take(slot, scan_ahead) if slot is not None else None
             node = self._archive_entry(child, name, st, prev, prefetched, xattrs, content)
             if node is None:
                 continue

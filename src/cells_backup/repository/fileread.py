@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import BinaryIO
 
 SMALL_FILE = 1024 * 1024  # files up to this size are read ahead by reader threads
-READ_THREADS = 3  # reads wait for the disk: a few threads keep it busy; more only fight for the GIL
+READ_THREADS = 2  # reads wait for the disk: a few threads keep it busy; more only fight for the GIL
 Slurp = tuple  # (data, stat after reading, error, prepared): what a reader thread hands back
 
 
@@ -91,6 +91,7 @@ class ReadAhead:
     """
 
     MAX_BYTES = 16 * 1024 * 1024
+    MAX_FILES = 128  # read and not yet taken: small files cost more in objects than in bytes
     BATCH_FILES = 8
     BATCH_BYTES = 512 * 1024
 
@@ -105,6 +106,7 @@ class ReadAhead:
         self._done = threading.Condition(self._lock)  # the archiver waits here for its file
         self._wanted: ReadSlot | None = None  # the slot the archiver waits for
         self._bytes = 0  # queued for reading or read, and not yet taken
+        self._files = 0  # the same, counted in files
         self._closed = False
         self._threads = [threading.Thread(target=self._run, name=f"{name}_{n}", daemon=True)
                          for n in range(threads)]
@@ -120,20 +122,34 @@ class ReadAhead:
         slot = ReadSlot(path, size, hint)
         with self._lock:
             self._queue.append(slot)
-            if len(self._queue) == 1 and self._bytes < self.MAX_BYTES:
+            if len(self._queue) == 1 and not self._full():
                 self._work.notify()
         return slot
 
-    def take(self, slot: ReadSlot) -> Slurp | None:
-        """The file's contents as read (None for a hint), once its reader thread has them."""
+    def queued(self) -> int:
+        """Files queued and not yet picked up by a reader thread."""
+        return len(self._queue)
+
+    def take(self, slot: ReadSlot, meanwhile: Callable[[], bool] | None = None) -> Slurp | None:
+        """The file's contents as read (None for a hint), once its reader thread has them; while
+        they are not there, ``meanwhile`` is called until it says it has nothing more to do."""
         with self._lock:
             while slot.result is None:
+                if meanwhile is not None:
+                    self._lock.release()
+                    try:
+                        if not meanwhile():
+                            meanwhile = None
+                    finally:
+                        self._lock.acquire()
+                    continue
                 self._wanted = slot
                 self._done.wait()
             self._wanted = None
-            full = self._bytes >= self.MAX_BYTES
+            full = self._full()
             self._bytes -= slot.size
-            if full and self._bytes < self.MAX_BYTES:
+            self._files -= 1
+            if full and not self._full():
                 self._work.notify()
             result, slot.result = slot.result, None  # the slot outlives the read: not its bytes
         return None if slot.hint else result
@@ -146,9 +162,12 @@ class ReadAhead:
         for thread in self._threads:
             thread.join()
 
+    def _full(self) -> bool:
+        return self._bytes >= self.MAX_BYTES or self._files >= self.MAX_FILES
+
     def _next_batch(self) -> list[ReadSlot] | None:
         with self._lock:
-            while not self._closed and (not self._queue or self._bytes >= self.MAX_BYTES):
+            while not self._closed and (not self._queue or self._full()):
                 self._work.wait()
             if self._closed:
                 return None
@@ -158,7 +177,8 @@ class ReadAhead:
                 batch.append(slot)
                 size += slot.size
             self._bytes += size
-            if self._queue and self._bytes < self.MAX_BYTES:
+            self._files += len(batch)
+            if self._queue and not self._full():
                 self._work.notify()  # more to read: another reader can start on it
             return batch
 

@@ -1,21 +1,21 @@
 """Walking directories ahead of the archiver: listing, stat, comparison with the parent snapshot.
 
-On a cold disk every listing, inode and small file is a wait, and done in the archiver's own order
-they are waited for one at a time. The scanner walks the same directories in the order the
-archiver stores them, in a thread of its own: it lists and stats each directory, tells which
-entries are unchanged since the parent snapshot, and queues the small files that must be read, so
-that the reader threads read across directory boundaries while the archiver stores what came
-before. The archiver takes the batches in the same order (a batch's files, then its directories,
-depth first).
+On a cold disk every small file is a wait, and read in the archiver's own order, directory by
+directory, the reads of the next directory start only when it gets there. The scanner walks the
+same directories in the order the archiver stores them (a batch's files, then its directories,
+depth first) but ahead of it: it lists and stats each directory, tells which entries are unchanged
+since the parent snapshot, and queues the files that must be read, so that the reader threads read
+across directory boundaries while the archiver stores what came before. It runs in the archiver's
+thread, whenever the archiver would otherwise wait for a read: a thread of its own would only add
+hand-offs of the interpreter lock, which cost more than the walk.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from . import tree
 from .fileread import SMALL_FILE, ReadAhead
@@ -24,7 +24,7 @@ from .index import ChunkIndex
 from .parent_nodes import FILE_NODE_KEYS, ParentListing, same_inode_state
 
 DIR_BATCH = 4096  # entries of a directory handled at a time: memory stays flat in huge directories
-AHEAD_ENTRIES = 16384  # entries listed but not yet taken by the archiver, at most
+AHEAD_ENTRIES = 4096  # entries listed but not yet taken by the archiver, at most
 
 # One entry to store: (name, path, lstat, parent's node or None, xattrs, content if unchanged
 # (blob ids) or None, read-ahead slot or None).
@@ -79,7 +79,8 @@ def unchanged_content(index: ChunkIndex, st: os.stat_result, prev: dict | None) 
 
 
 class Scanner:
-    """Walks the tree under ``root`` in a thread; `next_batch` hands the batches over in order."""
+    """Walks the tree under ``root`` a batch at a time, ahead of the archiver: `next_batch` hands
+    the batches over in order, `scan_ahead` walks one more while the archiver would wait."""
 
     def __init__(self, root: str, parent_subtree: str | None, *, index: ChunkIndex,
                  read_parent: Callable[[str | None], bytes], read_ahead: ReadAhead,
@@ -88,78 +89,50 @@ class Scanner:
         self._read_parent = read_parent
         self._read_ahead = read_ahead
         self._exclude = exclude
-        self._batches: deque[ScannedBatch | BaseException] = deque()
-        self._lock = threading.Lock()
-        self._ready = threading.Condition(self._lock)  # the archiver waits here for a batch
-        self._room = threading.Condition(self._lock)  # the scanner waits here when far enough ahead
+        self._walker = self._walk(root, parent_subtree)
+        self._batches: deque[ScannedBatch] = deque()
         self._ahead = 0  # entries in batches not yet taken
-        self._stopped = False
-        self._thread = threading.Thread(target=self._run, args=(root, parent_subtree), name="scan", daemon=True)
-        self._thread.start()
 
     def next_batch(self) -> ScannedBatch:
-        with self._lock:
-            while not self._batches:
-                self._ready.wait()
-            batch = self._batches.popleft()
-            if isinstance(batch, BaseException):
-                raise batch
-            full = self._ahead >= AHEAD_ENTRIES
-            self._ahead -= len(batch.encoded)
-            if full and self._ahead < AHEAD_ENTRIES:
-                self._room.notify()
+        if not self._batches and not self._scan_one():
+            raise RuntimeError("the scanner has no more batches")
+        batch = self._batches.popleft()
+        self._ahead -= len(batch.encoded)
         return batch
 
+    def scan_ahead(self) -> bool:
+        """Walk one more batch unless far enough ahead; False when there is nothing to do now."""
+        return self._ahead < AHEAD_ENTRIES and self._scan_one()
+
     def close(self) -> None:
-        """Stop the walk (the archiver is done, or failed) and wait for the thread to end."""
-        with self._lock:
-            self._stopped = True
-            self._room.notify()
-        self._thread.join()
+        self._walker.close()
 
-    # ------------------------------------------------------------- the thread
-    class _Stop(Exception):
-        pass
+    def _scan_one(self) -> bool:
+        batch = next(self._walker, None)
+        if batch is None:
+            return False
+        self._batches.append(batch)
+        self._ahead += len(batch.encoded)
+        return True
 
-    def _run(self, root: str, parent_subtree: str | None) -> None:
-        try:
-            self._walk(root, parent_subtree)
-        except Scanner._Stop:
-            pass
-        except BaseException as exc:  # handed to the archiver, which raises it
-            with self._lock:
-                self._batches.append(exc)
-                self._ready.notify()
-
-    def _emit(self, batch: ScannedBatch) -> None:
-        with self._lock:
-            while self._ahead >= AHEAD_ENTRIES and not self._stopped:
-                self._room.wait()
-            if self._stopped:
-                raise Scanner._Stop
-            self._batches.append(batch)
-            self._ahead += len(batch.encoded)
-            if len(self._batches) == 1:
-                self._ready.notify()
-
-    def _walk(self, path: str, parent_subtree: str | None) -> None:
+    def _walk(self, path: str, parent_subtree: str | None) -> Iterator[ScannedBatch]:
         try:
             names = sorted(os.listdir(path))
         except OSError as exc:
             batch = ScannedBatch(path)
             batch.errors.append((path, f"cannot list directory: {exc.strerror}"))
-            self._emit(batch)
+            yield batch
             return
         parent = ParentListing(self._read_parent(parent_subtree))
         prefix = path if path.endswith(os.sep) else path + os.sep
         for start in range(0, max(len(names), 1), DIR_BATCH):
             batch = self._scan_batch(path, prefix, names[start : start + DIR_BATCH], parent)
             batch.last = start + DIR_BATCH >= len(names)
-            self._emit(batch)
+            yield batch
             # The archiver stores a batch's files, then walks into its directories: same order here.
             for _name, child, st, prev, _x, _c, _slot in batch.items:
                 if stat.S_ISDIR(st.st_mode):
-                    self._walk(child, prev.get("subtree") if prev and prev["type"] == tree.DIR else None)
+                    yield from self._walk(child, prev.get("subtree") if prev and prev["type"] == tree.DIR else None)
 
     def _scan_batch(self, path: str, prefix: str, names: list[str], parent: ParentListing) -> ScannedBatch:
         # Stats one by one: on a cold cache a directory's inodes come in together with the first one.
