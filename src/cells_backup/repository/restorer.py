@@ -22,6 +22,7 @@ from . import tree
 from .fsmeta import apply_metadata
 from .pack_restore import PackOrderRestore
 from .repository import Repository
+from .restore_workers import SmallFileWorkers, can_fork
 from .sparse import write_at
 
 
@@ -87,20 +88,26 @@ class Restorer:
         allocator.keep_blobs_on_heap()
         target = os.path.abspath(target)
         os.makedirs(target, exist_ok=True)
-        # Small files of a local repository go to one thread of their own: restoring one is a few
-        # system calls and little else, and two threads doing that hand the GIL over at every call
-        # (a third slower for 100k small files than one thread). Larger files (decompression,
-        # decryption and writes, without the GIL) use all the workers.
-        with ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="restore") as pool, \
-                ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore-small") as small_pool:
-            self._pending: list = []
-            self._batch: list[tuple[str, dict]] = []
-            self._batch_bytes = 0
-            self._pool = pool
-            self._small_pool = small_pool
-            self._walk(tree_id, target, "", select)
-            self._flush_batch()
-            self._drain(0)
+        # Small files of a local repository go to worker processes (forked before any thread of
+        # this restore starts): restoring one is a few system calls and little else, and threads
+        # doing that hand the GIL over at every call. Without fork, one thread of their own.
+        # Larger files (decompression, decryption and writes, without the GIL) use the threads.
+        self._small_workers = (SmallFileWorkers(self, self._workers)
+                               if self._by_pack is None and self._workers > 1 and can_fork() else None)
+        try:
+            with ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="restore") as pool, \
+                    ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore-small") as small_pool:
+                self._pending: list = []
+                self._batch: list[tuple[str, dict]] = []
+                self._batch_bytes = 0
+                self._pool = pool
+                self._small_pool = small_pool
+                self._walk(tree_id, target, "", select)
+                self._flush_batch()
+                self._drain(0)
+        finally:
+            if self._small_workers is not None:
+                self._small_workers.close()
         if self._by_pack is not None:
             self._by_pack.run()
         for first, path in self._links:
@@ -131,7 +138,10 @@ class Restorer:
     def _flush_batch(self) -> None:
         if self._batch:
             batch, self._batch, self._batch_bytes = self._batch, [], 0
-            self._submit(self._small_pool, self._restore_batch, batch)
+            if self._small_workers is not None:
+                self._small_workers.submit(batch)
+            else:
+                self._submit(self._small_pool, self._restore_batch, batch)
 
     def _submit(self, pool: ThreadPoolExecutor, task: Callable, *args: object) -> None:
         self._pending.append(pool.submit(task, *args))

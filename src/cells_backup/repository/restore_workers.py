@@ -1,0 +1,156 @@
+"""Restoring small files in worker processes.
+
+A small file is a handful of system calls and a little decoding: too little work to share one
+interpreter lock between threads, whose hand-offs at every call cost more than they save. Forked
+processes each restore their own batches with a whole core, while the parent walks the trees.
+The children start before the restore's threads do (a fork copies only the calling thread), and
+share the parent's loaded index and open packs; what each batch gave (counts, errors, warnings,
+the files written) comes back to the parent. If a child dies, the parent restores its batches.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import traceback
+from multiprocessing.connection import Connection, wait
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .restorer import Restorer
+
+Batch = list  # [(path, node)], with the directories this restore created that hold them
+MAX_QUEUED = 2  # batches sent to one child and not yet answered
+
+
+def can_fork() -> bool:
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+def _serve(restorer: Restorer, conn: Connection) -> None:
+    """In a child: restore each batch received, answer with what it gave, until told to stop."""
+    written: list[tuple[str, int]] = []
+    restorer._on_file = lambda path, size: written.append((path, size))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, KeyboardInterrupt):  # the parent is gone, or the user stopped the restore
+            return
+        if message is None:
+            return
+        files, new_dirs = message
+        restorer._new_dirs.update(new_dirs)
+        result = restorer.result
+        result.files = result.bytes = 0
+        result.errors, result.warnings = [], []
+        written.clear()
+        try:
+            for path, node in files:
+                restorer._restore_file_safe(path, node)
+        except BaseException:  # a bug, not a file's failure: the parent redoes the batch
+            conn.send(("failed", traceback.format_exc(limit=3)))
+            return
+        conn.send(("done", (result.files, result.bytes, result.errors, result.warnings, list(written))))
+
+
+class _Child:
+    def __init__(self, process: multiprocessing.Process, conn: Connection) -> None:
+        self.process = process
+        self.conn = conn
+        self.sent: list[tuple[Batch, set[str]]] = []  # batches not yet answered, oldest first
+        self.alive = True
+
+
+class SmallFileWorkers:
+    """Child processes restoring batches of small files for ``restorer``."""
+
+    def __init__(self, restorer: Restorer, count: int) -> None:
+        self._restorer = restorer
+        context = multiprocessing.get_context("fork")
+        self._children: list[_Child] = []
+        for _ in range(count):
+            parent_end, child_end = context.Pipe()
+            process = context.Process(target=_serve, args=(restorer, child_end), daemon=True)
+            process.start()
+            child_end.close()
+            self._children.append(_Child(process, parent_end))
+
+    def submit(self, files: Batch) -> None:
+        """Send a batch to the least busy child (waiting for an answer when all are busy)."""
+        new_dirs = {d for path, _node in files if (d := os.path.dirname(path)) in self._restorer._new_dirs}
+        self._collect(timeout=0)
+        while True:
+            live = [c for c in self._children if c.alive]
+            if not live:
+                self._restore_here(files)
+                return
+            child = min(live, key=lambda c: len(c.sent))
+            if len(child.sent) < MAX_QUEUED:
+                break
+            self._collect(timeout=None)  # every child is busy: wait for one to answer
+        try:
+            child.conn.send((files, new_dirs))
+        except OSError:
+            self._lost(child)
+            self._restore_here(files)
+            return
+        child.sent.append((files, new_dirs))
+
+    def close(self) -> None:
+        """Wait for every answer, stop the children and reap them."""
+        for child in self._children:
+            while child.sent and child.alive:
+                self._receive(child)
+            if child.alive:
+                try:
+                    child.conn.send(None)
+                except OSError:
+                    pass
+            child.conn.close()
+            child.process.join()
+
+    def _collect(self, timeout: float | None) -> None:
+        """Take the answers already there (``timeout`` 0), or wait for at least one."""
+        waiting = {c.conn: c for c in self._children if c.alive and c.sent}
+        if waiting:
+            for conn in wait(list(waiting), timeout):
+                self._receive(waiting[conn])
+
+    def _receive(self, child: _Child) -> None:
+        try:
+            status, payload = child.conn.recv()
+        except (EOFError, OSError):
+            self._lost(child)
+            return
+        files, _dirs = child.sent.pop(0)
+        if status != "done":
+            self._restorer.result.warnings.append(f"restore worker failed, its files restored again: {payload}")
+            self._lost(child)
+            self._restore_here(files)
+            return
+        count, size, errors, warnings, written = payload
+        result = self._restorer.result
+        result.files += count
+        result.bytes += size
+        result.errors += errors
+        result.warnings += warnings
+        on_file = self._restorer._on_file
+        if on_file is not None:
+            for path, length in written:
+                on_file(path, length)
+
+    def _lost(self, child: _Child) -> None:
+        """A child that died or failed: its unanswered batches are restored here."""
+        child.alive = False
+        pending, child.sent = child.sent, []
+        for files, _dirs in pending:
+            self._restore_here(files)
+
+    def _restore_here(self, files: Batch) -> None:
+        for path, node in files:
+            if os.path.lexists(path):  # partly done by the child that died: start that file again
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+            self._restorer._restore_file_safe(path, node)
