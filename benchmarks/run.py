@@ -19,7 +19,10 @@ Every timed command runs under GNU ``time`` (package ``time``): wall time from
 a monotonic clock around it, peak RSS and user+system CPU time of the command
 (and its reaped descendants) as GNU time reports them.
 Before each timed command the page cache is written back (``sync``) and, with
-``--cache cold`` (the default, when permitted), dropped.
+``--cache cold`` (the default, when permitted), dropped. Each restore writes into a new ext4
+filesystem (a loop-mounted image file, made untimed before the restore; ``--restore-fs same``
+restores into a directory of the work filesystem instead): file creation on a filesystem that
+has just had 100k files deleted costs whatever the runs before left it to cost.
 
 Results (medians, ratios to restic, all runs, machine, command) are written to
 ``benchmarks/results/<date>-<name>.md`` (plus ``.json``) and printed.
@@ -119,6 +122,57 @@ def du_bytes(path: str) -> int:
 def rmtree(path: str) -> None:
     if os.path.lexists(path):
         subprocess.run(["rm", "-rf", "--", path], check=True)
+
+
+class RestoreTarget:
+    """Where each restore writes: a freshly made ext4 filesystem (a loop-mounted image file) per
+    restore when this is root and mkfs.ext4 exists, else a directory of the work filesystem.
+
+    A filesystem that has just had 100k files deleted (the previous run's copies and restores)
+    allocates inodes at a cost that depends on what was freed and when: on this disk's journal-less
+    ext4 the same restore took 4 s or 10 s depending on the runs before it, whichever tool it was.
+    A new filesystem per restore gives every tool the same start.
+    """
+
+    def __init__(self, work: str, mode: str, size_bytes: int) -> None:
+        self.mountpoint = os.path.join(work, "restore-fs")
+        self.image = os.path.join(work, "restore-fs.img")
+        self.size = max(size_bytes * 3, 1 << 30)
+        self.fresh = mode == "fresh" and os.geteuid() == 0 and shutil.which("mkfs.ext4") is not None
+        self.mounted = False
+        # An empty directory in the new filesystem (its root holds lost+found).
+        self.path = os.path.join(self.mountpoint, "restore") if self.fresh else os.path.join(work, "restore")
+
+    def describe(self) -> str:
+        if self.fresh:
+            return "a new ext4 filesystem per restore (loop-mounted image on the work disk)"
+        return "a directory on the work filesystem"
+
+    def prepare(self) -> None:
+        self.clear()
+        if self.fresh:
+            os.makedirs(self.mountpoint)
+            with open(self.image, "wb") as f:
+                f.truncate(self.size)
+            subprocess.run(["mkfs.ext4", "-q", "-F", self.image], check=True)
+            r = subprocess.run(["mount", "-o", "loop", self.image, self.mountpoint], capture_output=True, text=True)
+            if r.returncode == 0:
+                self.mounted = True
+            else:
+                log(f"cannot mount a fresh filesystem ({r.stderr.strip()}): restoring into a directory")
+                self.fresh = False
+                os.remove(self.image)
+                self.path = os.path.join(os.path.dirname(self.mountpoint), "restore")
+        os.makedirs(self.path)
+
+    def clear(self) -> None:
+        if self.mounted:
+            subprocess.run(["umount", self.mountpoint], check=True)
+            self.mounted = False
+        if os.path.exists(self.image):
+            os.remove(self.image)
+        rmtree(self.path)
+        rmtree(self.mountpoint)
 
 
 def read_cpu_busy() -> float:
@@ -503,7 +557,9 @@ def machine_info() -> dict:
 
 def run_corpus(spec: CorpusSpec, pristine: str, tools: list[str], args, runner: Runner, work: str, raw: dict) -> None:
     src = os.path.join(work, "src", spec.label)
-    target = os.path.join(work, "restore")
+    restore_target = RestoreTarget(work, args.restore_fs, du_bytes(pristine))
+    target = restore_target.path
+    args.restore_target_used = restore_target.describe()
     for rep in range(args.runs):
         order = tools[rep % len(tools) :] + tools[: rep % len(tools)]
         for tname in order:
@@ -512,7 +568,7 @@ def run_corpus(spec: CorpusSpec, pristine: str, tools: list[str], args, runner: 
             log(f"{spec.label} run {rep + 1}/{args.runs}: {TOOL_LABEL[tname]}")
             rmtree(src)
             rmtree(tool.repo)
-            rmtree(target)
+            restore_target.clear()
             for d in tool.extra_dirs():
                 rmtree(d)
             os.makedirs(os.path.dirname(src), exist_ok=True)
@@ -545,7 +601,7 @@ def run_corpus(spec: CorpusSpec, pristine: str, tools: list[str], args, runner: 
                 r.run(f"{tag}-recopy", tool.backup(src), timed=False)
             rec["size"] = du_bytes(tool.repo)
             rec["local_cache"] = sum(du_bytes(d) for d in tool.extra_dirs())
-            os.makedirs(target)
+            restore_target.prepare()
             cmd, cwd = tool.restore(target, src)
             rec["restore"] = r.run(f"{tag}-restore", cmd, cwd=cwd).__dict__
             if args.verify == "all" or (args.verify == "first" and rep == 0):
@@ -560,7 +616,7 @@ def run_corpus(spec: CorpusSpec, pristine: str, tools: list[str], args, runner: 
             )
             if not args.keep:
                 rmtree(tool.repo)
-                rmtree(target)
+                restore_target.clear()
                 for d in tool.extra_dirs():
                     rmtree(d)
     rmtree(src)
@@ -736,6 +792,7 @@ def render(meta: dict) -> tuple[str, dict]:
         f"Runs: {runs} per tool and corpus (medians shown); tool order rotated between runs; "
         f"page cache: **{cache}** "
         + ("(dropped before every timed command)" if cache == "cold" else "(not dropped)")
+        + (f"; restores into {meta['restore_target']}" if meta.get("restore_target") else "")
         + f"{elapsed}.",
         "",
         "Machine: "
@@ -776,6 +833,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", default=None, help="results file name suffix")
     ap.add_argument("--results", default=os.path.join(HERE, "results"))
     ap.add_argument("--keep", action="store_true", help="keep repositories and restored trees")
+    ap.add_argument("--restore-fs", choices=["fresh", "same"], default="fresh",
+                    help="restore into a new ext4 filesystem each time (as root; default) or into a "
+                         "directory of the work filesystem")
     ap.add_argument(
         "--cells-rev",
         default="HEAD",
@@ -879,6 +939,7 @@ def main(argv: list[str] | None = None) -> int:
         "raw": raw,
         "other_cpu": other,
         "load": [load_start, load_end],
+        "restore_target": getattr(args, "restore_target_used", None),
     }
     text, meta["summary"] = render(meta)
     os.makedirs(args.results, exist_ok=True)

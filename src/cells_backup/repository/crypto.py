@@ -63,6 +63,19 @@ def seal(cipher: AESGCM, plaintext: bytes | memoryview, associated: bytes | None
     return nonce + cipher.encrypt(nonce, bytes(plaintext), associated)
 
 
+def seal_buffer(cipher: AESGCM, plaintext: bytes | memoryview) -> bytes | bytearray:
+    """`seal`, encrypting straight into the result where the cryptography version can
+    (``encrypt_into``, 45 and later): one buffer per blob instead of two."""
+    encrypt_into = getattr(cipher, "encrypt_into", None)
+    if encrypt_into is None:
+        return seal(cipher, plaintext)
+    nonce = os.urandom(NONCE_SIZE)
+    out = bytearray(NONCE_SIZE + len(plaintext) + TAG_SIZE)
+    out[:NONCE_SIZE] = nonce
+    encrypt_into(nonce, plaintext, None, memoryview(out)[NONCE_SIZE:])
+    return out
+
+
 def open_sealed(
     cipher: AESGCM,
     sealed: bytes | memoryview,

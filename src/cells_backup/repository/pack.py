@@ -15,7 +15,7 @@ import zstandard
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..errors import IntegrityError
-from .crypto import OVERHEAD, blob_id, open_sealed, seal
+from .crypto import OVERHEAD, blob_id, open_sealed, seal, seal_buffer
 from .index import PackEntry
 
 _MAGIC = b"CBPK\x01"
@@ -31,13 +31,13 @@ MAX_BLOB = 1024 * 1024 * 1024
 _MIN_SAVING = 0.03
 
 
-def encode_blob(cipher: AESGCM, compressor: zstandard.ZstdCompressor, data: bytes | memoryview) -> bytes:
+def encode_blob(cipher: AESGCM, compressor: zstandard.ZstdCompressor, data: bytes | memoryview) -> bytes | bytearray:
     """Compress when it pays, then encrypt: the stored form of one blob."""
     raw = bytes(data)
     packed = compressor.compress(raw) if len(raw) >= 64 else raw
     if len(packed) < len(raw) * (1 - _MIN_SAVING):
-        return seal(cipher, b"\x01" + packed)
-    return seal(cipher, b"\x00" + raw)
+        return seal_buffer(cipher, b"\x01" + packed)
+    return seal_buffer(cipher, b"\x00" + raw)
 
 
 _local = threading.local()
