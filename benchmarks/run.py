@@ -137,7 +137,7 @@ class RestoreTarget:
     def __init__(self, work: str, mode: str, size_bytes: int) -> None:
         self.mountpoint = os.path.join(work, "restore-fs")
         self.image = os.path.join(work, "restore-fs.img")
-        self.size = max(size_bytes * 3, 1 << 30)
+        self.size = max(size_bytes * 3, 2 << 30)
         self.fresh = mode == "fresh" and os.geteuid() == 0 and shutil.which("mkfs.ext4") is not None
         self.mounted = False
         # An empty directory in the new filesystem (its root holds lost+found).
@@ -154,7 +154,8 @@ class RestoreTarget:
             os.makedirs(self.mountpoint)
             with open(self.image, "wb") as f:
                 f.truncate(self.size)
-            subprocess.run(["mkfs.ext4", "-q", "-F", self.image], check=True)
+            # An inode per 4 KiB: room for a corpus of small files (the default is one per 16 KiB).
+            subprocess.run(["mkfs.ext4", "-q", "-F", "-i", "4096", self.image], check=True)
             r = subprocess.run(["mount", "-o", "loop", self.image, self.mountpoint], capture_output=True, text=True)
             if r.returncode == 0:
                 self.mounted = True
