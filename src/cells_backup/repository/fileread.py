@@ -1,7 +1,7 @@
 """Reading source files for the archiver: ahead of time in threads, whole or as full-sized reads.
 
-Reads wait for the disk, not the CPU, and release the GIL: a few reader threads keep a cold
-disk busy while the archiver hashes and stores what was already read.
+Reads wait for the disk, not the CPU, and release the GIL: two reader threads keep a cold disk
+busy while the archiver stores what was already read (more only fight over the GIL).
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ class ReadAhead:
         self._work = threading.Condition(self._lock)  # readers wait here for files or room
         self._done = threading.Condition(self._lock)  # the archiver waits here for its file
         self._wanted: ReadSlot | None = None  # the slot the archiver waits for
-        self._bytes = 0  # queued for reading or read, and not yet taken
+        self._bytes = 0  # picked up by a reader thread and not yet taken by the archiver
         self._files = 0  # the same, counted in files
         self._closed = False
         self._threads = [threading.Thread(target=self._run, name=f"{name}_{n}", daemon=True)
@@ -113,8 +113,9 @@ class ReadAhead:
         for thread in self._threads:
             thread.start()
 
-    def add(self, path: str, size: int, hint: bool = False) -> ReadSlot:
-        """Queue a small file to be read, or (``hint``) a large one to be read ahead by the kernel."""
+    def add(self, path: str, size: int, hint: bool = False) -> ReadSlot | None:
+        """Queue a small file to be read, or (``hint``) a large one to be read ahead by the kernel
+        (None where the kernel cannot be asked)."""
         if hint:
             if _WILLNEED is None:
                 return None
