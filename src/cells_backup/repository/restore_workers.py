@@ -57,7 +57,7 @@ class _Child:
     def __init__(self, process: multiprocessing.Process, conn: Connection) -> None:
         self.process = process
         self.conn = conn
-        self.sent: list[tuple[Batch, set[str]]] = []  # batches not yet answered, oldest first
+        self.sent: list[Batch] = []  # batches not yet answered, oldest first
         self.alive = True
 
 
@@ -94,7 +94,7 @@ class SmallFileWorkers:
             self._lost(child)
             self._restore_here(files)
             return
-        child.sent.append((files, new_dirs))
+        child.sent.append(files)
 
     def close(self) -> None:
         """Wait for every answer, stop the children and reap them."""
@@ -122,7 +122,7 @@ class SmallFileWorkers:
         except (EOFError, OSError):
             self._lost(child)
             return
-        files, _dirs = child.sent.pop(0)
+        files = child.sent.pop(0)
         if status != "done":
             self._restorer.result.warnings.append(f"restore worker failed, its files restored again: {payload}")
             self._lost(child)
@@ -143,7 +143,7 @@ class SmallFileWorkers:
         """A child that died or failed: its unanswered batches are restored here."""
         child.alive = False
         pending, child.sent = child.sent, []
-        for files, _dirs in pending:
+        for files in pending:
             self._restore_here(files)
 
     def _restore_here(self, files: Batch) -> None:

@@ -73,32 +73,28 @@ class BlobWriter:
             if not self.index.add(blob, None, 0, 0, len(data), type):
                 self.stats.blobs_known += 1
                 return blob
-        raw = bytes(data)
-        self._reserve(len(raw))
-        self._submit(self._store, type, blob, raw, level, None)
+        self._queue(type, blob, bytes(data), level, None)
         return blob
 
-    def _reserve(self, size: int) -> None:
-        """Wait until ``size`` more bytes of queued blobs fit in the memory bound."""
+    def _queue(self, type: int, blob: bytes | None, raw: bytes, level: int | None, future: Future | None) -> None:
+        """Hand a blob to a worker (`_store`) once it fits in the memory bound."""
         with self._budget:
-            while self._inflight > 0 and self._inflight + size > self._max_inflight:
+            while self._inflight > 0 and self._inflight + len(raw) > self._max_inflight:
                 self._budget.wait()
                 self._raise_pending_error()
-            self._inflight += size
-
-    def _submit(self, task, *args) -> None:
+            self._inflight += len(raw)
         # Counted only once the task is surely submitted: a count without a task would make
         # close() wait forever.
         with self._lock:
             self._pending += 1
         try:
-            self._pool.submit(task, *args)
+            self._pool.submit(self._store, type, blob, raw, level, future)
         except BaseException:
             with self._idle:
                 self._pending -= 1
                 self._idle.notify_all()
             with self._budget:
-                self._inflight -= len(args[2])
+                self._inflight -= len(raw)
                 self._budget.notify_all()
             raise
 
@@ -106,10 +102,8 @@ class BlobWriter:
         """Like `save`, but hashed by a worker too: the caller goes on reading and chunking while
         the id is computed; the returned future gives it."""
         self._raise_pending_error()
-        raw = bytes(data)
-        self._reserve(len(raw))
         future: Future = Future()
-        self._submit(self._store, type, None, raw, level, future)
+        self._queue(type, None, bytes(data), level, future)
         return future
 
     def encode(self, data: bytes, level: int | None = None) -> bytes:
