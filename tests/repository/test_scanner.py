@@ -93,14 +93,14 @@ def test_an_error_in_the_scanner_reaches_the_archiver(tmp_path, monkeypatch):
 def test_unlistable_directory_is_reported_and_the_rest_stored(tmp_path, tiny_batches, monkeypatch):
     src = tmp_path / "src"
     _tree(src)
-    listdir = os.listdir
+    scandir = os.scandir
 
     def refuse_m(path):  # what a directory without read permission gives a non-root user
         if str(path) == str(src / "m"):
             raise PermissionError(13, "Permission denied")
-        return listdir(path)
+        return scandir(path)
 
-    monkeypatch.setattr(scanner.os, "listdir", refuse_m)
+    monkeypatch.setattr(scanner.os, "scandir", refuse_m)
     repo = _repository(tmp_path / "repo")
     warnings: list[str] = []
     snap = run_backup(repo, BackupRequest(paths=[str(src)]), warn=warnings.append)

@@ -18,9 +18,21 @@ from typing import BinaryIO
 from pyfastcdc import FastCDC
 
 from . import tree
-from .fileread import READ_THREADS, Prepend, ReadAhead, Slurp, open_for_read, read_full
+from .fileread import (
+    FAILED,
+    GONE,
+    READ_THREADS,
+    SMALL,
+    Answer,
+    BlobCoder,
+    Prepend,
+    ReadAhead,
+    open_for_read,
+    read_full,
+)
 from .fsmeta import base_node, node_type, read_xattrs
 from .index import DATA, TREE
+from .read_workers import READ_PROCESSES, ReadWorkers, can_fork
 from .repository import Repository
 from .scanner import ScannedBatch, Scanner, unchanged_content
 from .snapshot import Snapshot
@@ -28,8 +40,6 @@ from .writer import BlobWriter
 
 ExcludeFn = Callable[[str, bool], bool]
 
-
-READ_QUEUE_LOW = 32  # fewer files than this queued for the reader threads: the scanner walks on
 
 # Streams (database dumps) are text: zstd level 1 packs them as small as level 3, twice as fast.
 STREAM_LEVEL = 1
@@ -130,7 +140,7 @@ class Archiver:
                             seed=chunker["seed"])
         self._max_chunk = chunker["max"]
         self._min_chunk = chunker["min"]
-        self._read_ahead: ReadAhead | None = None  # while `archive` runs
+        self._read_ahead: ReadAhead | ReadWorkers | None = None  # while `archive` runs
         self._scanner: Scanner | None = None  # while a real directory tree is archived
         self._hardlinks: dict[tuple[int, int], list[str]] = {}
 
@@ -150,7 +160,9 @@ class Archiver:
                 node = node.children.setdefault(part, _Trie())
             node.virtual = vf
         parent_root = self.parent.tree if self.parent else None
-        self._read_ahead = ReadAhead(READ_THREADS, self._prepare_small)
+        coder = BlobCoder(self.repo.blob_id, self.writer.encode, self.writer.known, self._cut)
+        self._read_ahead = (ReadWorkers(READ_PROCESSES, coder) if READ_PROCESSES and can_fork()
+                            else ReadAhead(READ_THREADS, coder))
         try:
             tree_id = self._archive_trie(root, "/", parent_root)
             self._files_done()
@@ -222,7 +234,7 @@ class Archiver:
         return node
 
     def _archive_entry(self, path: str, name: str, st: os.stat_result, prev: dict | None,
-                       prefetched: Slurp | None = None, xattrs: dict | None = None,
+                       prefetched: Answer | None = None, xattrs: dict | None = None,
                        reused: list[str] | None = None) -> dict | None:
         kind = node_type(st.st_mode)
         if kind is None:
@@ -291,17 +303,20 @@ class Archiver:
         if batch.reused:
             self._count_reused(batch.path, batch.reused, batch.reused_bytes)
         items = batch.items
-        dirs = [i for i, item in enumerate(items) if stat.S_ISDIR(item[2].st_mode)]
+        dirs = [i for i, item in enumerate(items) if item[2] is not None and stat.S_ISDIR(item[2].st_mode)]
         stored: list[str | None] = [None] * len(items)
         read_ahead = self._read_ahead
         scan_ahead = self._scanner.scan_ahead
         waiting: list[tuple[int, dict]] = []  # files whose blob ids the workers are still hashing
-        for i in [i for i, item in enumerate(items) if not stat.S_ISDIR(item[2].st_mode)] + dirs:
+        for i in [i for i, item in enumerate(items) if item[2] is None or not stat.S_ISDIR(item[2].st_mode)] + dirs:
             name, child, st, prev, xattrs, content, slot = items[i]
-            if read_ahead.queued() < READ_QUEUE_LOW:  # keep the reader threads fed
+            if read_ahead.hungry():  # keep the readers fed
                 scan_ahead()
             prefetched = read_ahead.take(slot, scan_ahead) if slot is not None else None
-            node = self._archive_entry(child, name, st, prev, prefetched, xattrs, content)
+            if st is None:  # a new file the scanner did not stat: its reader did
+                node = self._archive_unstated(child, name, prefetched)
+            else:
+                node = self._archive_entry(child, name, st, prev, prefetched, xattrs, content)
             if node is None:
                 continue
             if isinstance(node.get("content"), PendingContent):
@@ -322,6 +337,13 @@ class Archiver:
             first = False
             out += text.encode()
 
+    def _archive_unstated(self, path: str, name: str, answer: Answer) -> dict | None:
+        if answer[0] == GONE:
+            return None
+        if answer[0] == FAILED:  # as any other entry: stat'ed and read here, errors reported
+            return self._archive_path(path, name, None)
+        return self._archive_entry(path, name, os.stat_result(answer[1]), None, answer, answer[2])
+
     def _parent_blob(self, subtree: str | None) -> bytes:
         if not subtree:
             return b""
@@ -340,7 +362,8 @@ class Archiver:
         self.summary.files_unmodified += files
 
     def _file_content(self, path: str, st: os.stat_result, prev: dict | None,
-                      prefetched: Slurp | None = None, reused: list[str] | None = None) -> tuple[list[str], int] | None:
+                      prefetched: Answer | None = None,
+                      reused: list[str] | None = None) -> tuple[list[str], int] | None:
         link_key = (st.st_dev, st.st_ino) if st.st_nlink > 1 else None
         if link_key is not None and link_key in self._hardlinks:
             self.summary.files_unmodified += 1
@@ -388,30 +411,26 @@ class Archiver:
         finally:
             os.close(fd)
 
-    def _prepare_small(self, data: bytes) -> tuple[bytes, bytes | None] | None:
-        """In a reader thread: hash a file that is one blob, and encode it unless already stored."""
-        if not data or len(data) >= self._min_chunk:
-            return None
-        blob = self.repo.blob_id(data)
-        return blob, None if blob in self.writer.index else self.writer.encode(data)
+    def _cut(self, data: bytes) -> list:
+        """A whole file's chunks (for readers, which encode small files whole)."""
+        if len(data) < self._min_chunk:  # smaller than any chunk: one blob, no chunker needed
+            return [data]
+        return [c.data for c in self._cdc.cut_buf(data)]
 
-    def _store_prefetched(self, path: str, st: os.stat_result, slurp: Slurp) -> tuple[list[str], int] | None:
-        data, after, exc, prepared = slurp
-        if exc is not None:
-            if not isinstance(exc, FileNotFoundError):
-                verb = "open" if after is None else "read"
-                self._error(path, f"cannot {verb}: {exc.strerror}")
+    def _store_prefetched(self, path: str, st: os.stat_result, answer: Answer) -> tuple[list[str], int] | None:
+        if answer[0] == GONE:
             return None
-        if prepared is not None:  # one blob, hashed and encoded by the reader thread
-            blob, stored = prepared
-            content = [self.writer.add_encoded(DATA, blob, stored, data).hex()]
-        elif len(data) < self._min_chunk:  # smaller than any chunk: one blob, no chunker needed
-            content = [self.writer.save(DATA, data).hex()] if data else []
-        else:
-            content = [self.writer.save(DATA, c.data).hex() for c in self._cdc.cut_buf(data)]
-        self.progress.bytes += len(data)
-        self._check_unchanged_while_read(path, st, after, len(data))
-        return content, len(data)
+        if answer[0] != SMALL:  # large (hinted), or failed: read here, and errors reported
+            return self._read_file(path, st)
+        _kind, _before, _xattrs, after, size, blobs = answer
+        content = []
+        for blob, length, stored in blobs:
+            if not self.writer.add_encoded(DATA, blob, stored, length):
+                return self._read_file(path, st)  # known to its reader, not here (yet): read again
+            content.append(blob.hex())
+        self.progress.bytes += size
+        self._check_unchanged_while_read(path, st, os.stat_result(after), size)
+        return content, size
 
     def _store_stream(self, stream: BinaryIO, level: int | None = None) -> tuple[list[str], int]:
         """Chunk, hash and store a stream (a database dump); memory stays within a few max-chunk sizes."""

@@ -1,103 +1,147 @@
-"""Reading source files for the archiver: ahead of time in threads, whole or as full-sized reads.
+"""Reading source files for the archiver: small ones whole and ahead of time (hashed and
+encoded by the reader), large ones hinted to the kernel and then streamed in full-sized reads.
 
-Reads wait for the disk, not the CPU, and release the GIL: two reader threads keep a cold disk
-busy while the archiver stores what was already read (more only fight over the GIL).
+`read_small` is what a reader does with one file, in a thread here (`ReadAhead`, where processes
+cannot be forked) or in a worker process (`read_workers`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
+import stat
 import threading
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import BinaryIO
 
-SMALL_FILE = 1024 * 1024  # files up to this size are read ahead by reader threads
+from .fsmeta import read_xattrs
+
+SMALL_FILE = 1024 * 1024  # files below this size are read whole (and encoded) ahead of the archiver
 READ_THREADS = 2  # reads wait for the disk: a few threads keep it busy; more only fight for the GIL
-Slurp = tuple  # (data, stat after reading, error, prepared): what a reader thread hands back
+HINT_BYTES = 8 * 1024 * 1024  # of a larger file, the part the kernel is asked to read ahead
+WILLNEED = getattr(os, "POSIX_FADVWILLNEED", None) if hasattr(os, "posix_fadvise") else None
+
+# What reading a file ahead gives the archiver (a tuple: it crosses process boundaries, cheaply):
+#   (SMALL, stat before, xattrs, stat after, size, blobs) -- blobs: [(id, length, stored or None)],
+#       stored None when the repository already had the blob;
+#   (LARGE, stat, xattrs) -- SMALL_FILE or more: hinted to the kernel, for the archiver to stream;
+#   (GONE,) -- vanished since it was listed; (FAILED,) -- the archiver reads it itself, and reports.
+# ``stat before`` and ``xattrs`` are None when the caller already has them (`read_small` meta=False).
+# Stats are plain tuples of every field (`stat_fields`; `os.stat_result(t)` rebuilds one): a third
+# of the cost of pickling stat results.
+SMALL, LARGE, GONE, FAILED = range(4)
+Answer = tuple
+
+
+def stat_fields(st: os.stat_result) -> tuple:
+    seq, named = st.__reduce__()[1]
+    return seq + tuple(named.values())
+
+
+@dataclass
+class BlobCoder:
+    """What turns a small file's contents into stored blobs, in a reader thread or process."""
+
+    blob_id: Callable[[bytes], bytes]
+    encode: Callable[[bytes], bytes | bytearray]
+    known: Callable[[bytes], bool]  # already in the repository: not encoded again
+    cut: Callable[[bytes], list]  # a whole file into chunks (memoryviews)
 
 
 def open_for_read(path: str) -> int:
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+    # O_NONBLOCK: a fifo put in a file's place must not hang the reader (no effect on files).
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
     try:
         return os.open(path, flags | getattr(os, "O_NOATIME", 0))
     except PermissionError:  # O_NOATIME needs ownership; fall back to a plain open
         return os.open(path, flags)
 
 
-def _slurp(path: str, size: int, prepare: Callable[[bytes], object] | None) -> Slurp:
-    """Read a whole small file, and ``prepare`` it (hash, encode) in this reader thread."""
+def read_small(path: str, coder: BlobCoder, meta: bool, sent: set[bytes] | None = None,
+               opened: int | OSError | None = None) -> Answer:
+    """Read a small file whole and encode its blobs; a larger one is only hinted (`Answer`).
+
+    ``sent``: blobs encoded by this reader before, which need not be encoded again (a worker
+    process, whose ``coder.known`` is the index as it was when the process started).
+    ``opened``: the file already opened by the caller (its descriptor, closed here), or the error
+    opening it gave.
+    """
     try:
-        fd = open_for_read(path)
-    except OSError as exc:
-        return b"", None, exc, None
+        if isinstance(opened, OSError):
+            raise opened
+        fd = open_for_read(path) if opened is None else opened
+    except FileNotFoundError:
+        return (GONE,)
+    except OSError:
+        return (FAILED,)
     try:
-        want = max(size + 1, 65536)
-        data = os.read(fd, want)
-        if len(data) == want:  # it grew since it was listed: read on to its end
-            parts = [data]
-            while block := os.read(fd, want):
-                parts.append(block)
-            data = b"".join(parts)
-        after = os.fstat(fd)
-    except OSError as exc:
-        return b"", os.fstat(fd), exc, None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # replaced since it was listed: the archiver looks again
+            return (FAILED,)
+        xattrs = read_xattrs(fd) if meta else None
+        data = b""
+        if st.st_size < SMALL_FILE:
+            want = max(st.st_size + 1, 65536)
+            data = os.read(fd, want)
+            if len(data) == want:  # it grew since: read on to its end, or leave it to the archiver
+                parts = [data]
+                while len(data) < SMALL_FILE and (block := os.read(fd, want)):
+                    parts.append(block)
+                    data = b"".join(parts)
+        if st.st_size >= SMALL_FILE or len(data) >= SMALL_FILE:
+            if WILLNEED is not None:
+                os.posix_fadvise(fd, 0, HINT_BYTES, WILLNEED)
+            return (LARGE, stat_fields(st) if meta else None, xattrs)
+        after = stat_fields(os.fstat(fd))
+    except OSError:
+        return (FAILED,)
     finally:
         os.close(fd)
-    return data, after, None, prepare(data) if prepare is not None else None
-
-
-HINT_BYTES = 8 * 1024 * 1024  # of a large file, the part the kernel is asked to read ahead
-_WILLNEED = getattr(os, "POSIX_FADV_WILLNEED", None) if hasattr(os, "posix_fadvise") else None
-_HINTED: Slurp = ()
+    blobs = []
+    for chunk in coder.cut(data) if data else ():
+        blob = coder.blob_id(chunk)
+        if coder.known(blob) or (sent is not None and blob in sent):
+            blobs.append((blob, len(chunk), None))
+        else:
+            blobs.append((blob, len(chunk), coder.encode(chunk)))
+            if sent is not None:
+                sent.add(blob)
+    return (SMALL, stat_fields(st) if meta else None, xattrs, after, len(data), blobs)
 
 
 class ReadSlot:
-    """One file queued for reading ahead; ``result`` is set once a reader thread has read it.
+    """One file queued for reading ahead; ``result`` is its `Answer` once read."""
 
-    A ``hint`` slot is a large file, which the archiver streams itself: the reader thread only
-    asks the kernel to start reading its first `HINT_BYTES`, so that it is in memory when the
-    archiver gets to it.
-    """
+    __slots__ = ("path", "size", "result", "owner")
 
-    __slots__ = ("path", "size", "result", "hint")
-
-    def __init__(self, path: str, size: int, hint: bool = False) -> None:
+    def __init__(self, path: str, size: int) -> None:
         self.path = path
         self.size = size
-        self.result: Slurp | None = None
-        self.hint = hint
-
-
-def _hint(path: str) -> Slurp:
-    with contextlib.suppress(OSError):
-        fd = open_for_read(path)
-        try:
-            os.posix_fadvise(fd, 0, HINT_BYTES, _WILLNEED)
-        finally:
-            os.close(fd)
-    return _HINTED
+        self.result: Answer | None = None
+        self.owner: int | None = None  # the worker process it was sent to (`read_workers`)
 
 
 class ReadAhead:
-    """Reads small files in the order the archiver will ask for them, across directories,
-    within a memory bound.
+    """Reads small files in reader threads, in the order the archiver will ask for them,
+    across directories, within a memory bound.
 
     The scanner queues files as it walks ahead; the archiver takes them in the same order. Reader
     threads take files in small batches: a hand-off per file costs more than reading one does.
-    Every queued slot must be taken (that is what gives its bytes back).
+    Every queued slot must be taken (that is what gives its bytes back). Sizes must be known
+    (`needs_stat`): they are what the memory bound counts.
     """
 
     MAX_BYTES = 16 * 1024 * 1024
     MAX_FILES = 128  # read and not yet taken: small files cost more in objects than in bytes
     BATCH_FILES = 8
     BATCH_BYTES = 512 * 1024
+    LOW_FILES = 32  # fewer queued than this: `hungry`
+    needs_stat = True
 
-    def __init__(self, threads: int, prepare: Callable[[bytes], object] | None = None,
-                 name: str = "read") -> None:
-        self._prepare = prepare
+    def __init__(self, threads: int, coder: BlobCoder, name: str = "read") -> None:
+        self._coder = coder
         self._queue: deque[ReadSlot] = deque()
         self._lock = threading.Lock()
         # Two conditions on one lock, and a wake-up only for who waits: hand-offs between threads
@@ -113,27 +157,22 @@ class ReadAhead:
         for thread in self._threads:
             thread.start()
 
-    def add(self, path: str, size: int, hint: bool = False) -> ReadSlot | None:
-        """Queue a small file to be read, or (``hint``) a large one to be read ahead by the kernel
-        (None where the kernel cannot be asked)."""
-        if hint:
-            if _WILLNEED is None:
-                return None
-            size = min(size, HINT_BYTES)
-        slot = ReadSlot(path, size, hint)
+    def add(self, path: str, size: int | None) -> ReadSlot:
+        """Queue a file: read whole if small, else hinted to the kernel for the archiver."""
+        slot = ReadSlot(path, size if size is not None and size < SMALL_FILE else 0)
         with self._lock:
             self._queue.append(slot)
             if len(self._queue) == 1 and not self._full():
                 self._work.notify()
         return slot
 
-    def queued(self) -> int:
-        """Files queued and not yet picked up by a reader thread."""
-        return len(self._queue)
+    def hungry(self) -> bool:
+        """Few files queued for the reader threads: the scanner should walk on."""
+        return len(self._queue) < self.LOW_FILES
 
-    def take(self, slot: ReadSlot, meanwhile: Callable[[], bool] | None = None) -> Slurp | None:
-        """The file's contents as read (None for a hint), once its reader thread has them; while
-        they are not there, ``meanwhile`` is called until it says it has nothing more to do."""
+    def take(self, slot: ReadSlot, meanwhile: Callable[[], bool] | None = None) -> Answer:
+        """The file's `Answer`, once its reader thread has it; while it is not there,
+        ``meanwhile`` is called until it says it has nothing more to do."""
         with self._lock:
             while slot.result is None:
                 if meanwhile is not None:
@@ -153,7 +192,7 @@ class ReadAhead:
             if full and not self._full():
                 self._work.notify()
             result, slot.result = slot.result, None  # the slot outlives the read: not its bytes
-        return None if slot.hint else result
+        return result
 
     def close(self) -> None:
         with self._lock:
@@ -185,8 +224,7 @@ class ReadAhead:
 
     def _run(self) -> None:
         while (batch := self._next_batch()) is not None:
-            results = [_hint(slot.path) if slot.hint else _slurp(slot.path, slot.size, self._prepare)
-                       for slot in batch]
+            results = [read_small(slot.path, self._coder, meta=False) for slot in batch]
             with self._lock:
                 for slot, result in zip(batch, results, strict=True):
                     slot.result = result

@@ -83,15 +83,17 @@ def base_node(name: str, st: os.stat_result, kind: str) -> dict:
     return node
 
 
-def read_xattrs(path: str) -> dict[str, str]:
+def read_xattrs(path: str | int) -> dict[str, str]:
+    """Extended attributes of ``path`` (not followed if a symlink) or of an open file descriptor."""
+    nofollow = {} if isinstance(path, int) else {"follow_symlinks": False}
     try:
-        names = os.listxattr(path, follow_symlinks=False)
+        names = os.listxattr(path, **nofollow)
     except OSError:
         return {}
     attrs = {}
     for attr in names:
         try:
-            attrs[attr] = base64.b64encode(os.getxattr(path, attr, follow_symlinks=False)).decode()
+            attrs[attr] = base64.b64encode(os.getxattr(path, attr, **nofollow)).decode()
         except OSError:
             continue
     return attrs

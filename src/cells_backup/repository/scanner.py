@@ -18,16 +18,18 @@ from collections import deque
 from collections.abc import Callable, Iterator
 
 from . import tree
-from .fileread import SMALL_FILE, ReadAhead
+from .fileread import ReadAhead
 from .fsmeta import group_name, read_xattrs, user_name
 from .index import ChunkIndex
 from .parent_nodes import FILE_NODE_KEYS, ParentListing, same_inode_state
+from .read_workers import ReadWorkers
 
 DIR_BATCH = 4096  # entries of a directory handled at a time: memory stays flat in huge directories
 AHEAD_ENTRIES = 4096  # entries listed but not yet taken by the archiver, at most
 
 # One entry to store: (name, path, lstat, parent's node or None, xattrs, content if unchanged
-# (blob ids) or None, read-ahead slot or None).
+# (blob ids) or None, read-ahead slot or None). A new regular file may come with neither lstat nor
+# xattrs (None): its reader gives them.
 Item = tuple
 
 
@@ -83,7 +85,7 @@ class Scanner:
     the batches over in order, `scan_ahead` walks one more while the archiver would wait."""
 
     def __init__(self, root: str, parent_subtree: str | None, *, index: ChunkIndex,
-                 read_parent: Callable[[str | None], bytes], read_ahead: ReadAhead,
+                 read_parent: Callable[[str | None], bytes], read_ahead: ReadAhead | ReadWorkers,
                  exclude: Callable[[str, bool], bool] | None) -> None:
         self._index = index
         self._read_parent = read_parent
@@ -117,7 +119,13 @@ class Scanner:
 
     def _walk(self, path: str, parent_subtree: str | None) -> Iterator[ScannedBatch]:
         try:
-            names = sorted(os.listdir(path))
+            with os.scandir(path) as listing:
+                names, special = [], set()  # special: not a regular file, by the listing's own type
+                for entry in listing:
+                    names.append(entry.name)
+                    if not entry.is_file(follow_symlinks=False):
+                        special.add(entry.name)
+            names.sort()
         except OSError as exc:
             batch = ScannedBatch(path)
             batch.errors.append((path, f"cannot list directory: {exc.strerror}"))
@@ -126,21 +134,31 @@ class Scanner:
         parent = ParentListing(self._read_parent(parent_subtree))
         prefix = path if path.endswith(os.sep) else path + os.sep
         for start in range(0, max(len(names), 1), DIR_BATCH):
-            batch = self._scan_batch(path, prefix, names[start : start + DIR_BATCH], parent)
+            batch = self._scan_batch(path, prefix, names[start : start + DIR_BATCH], special, parent)
             batch.last = start + DIR_BATCH >= len(names)
             yield batch
             # The archiver stores a batch's files, then walks into its directories: same order here.
             for _name, child, st, prev, _x, _c, _slot in batch.items:
-                if stat.S_ISDIR(st.st_mode):
+                if st is not None and stat.S_ISDIR(st.st_mode):
                     yield from self._walk(child, prev.get("subtree") if prev and prev["type"] == tree.DIR else None)
 
-    def _scan_batch(self, path: str, prefix: str, names: list[str], parent: ParentListing) -> ScannedBatch:
+    def _scan_batch(self, path: str, prefix: str, names: list[str], special: set[str],
+                    parent: ParentListing) -> ScannedBatch:
         # Stats one by one: on a cold cache a directory's inodes come in together with the first one.
         batch = ScannedBatch(path)
         encoded, items = batch.encoded, batch.items
-        index, exclude = self._index, self._exclude
+        index, exclude, read_ahead = self._index, self._exclude, self._read_ahead
+        # A file new since the parent snapshot has nothing to be compared with: where the readers
+        # stat what they open, the scanner leaves it to them (stat None in its item).
+        unstated = not read_ahead.needs_stat
         for name in names:
             child = prefix + name
+            prev, prev_text = parent.find(name)
+            if prev is None and unstated and name not in special:
+                if exclude is None or not exclude(child, False):
+                    encoded.append(len(items))
+                    items.append((name, child, None, None, None, None, read_ahead.add(child, None)))
+                continue
             try:
                 st = os.lstat(child)
             except OSError as exc:
@@ -149,7 +167,6 @@ class Scanner:
                 continue
             if exclude is not None and exclude(child, stat.S_ISDIR(st.st_mode)):
                 continue
-            prev, prev_text = parent.find(name)
             if prev is not None and same_inode_state(prev, st):
                 # Writing an xattr moves ctime: same inode and ctime means the same xattrs.
                 xattrs = prev.get("xattrs", {})
@@ -164,7 +181,7 @@ class Scanner:
             content = unchanged_content(index, st, prev) if regular else None
             slot = None
             if content is None and regular and st.st_nlink == 1:
-                slot = self._read_ahead.add(child, st.st_size, hint=st.st_size > SMALL_FILE)
+                slot = read_ahead.add(child, st.st_size)
             encoded.append(len(items))
             items.append((name, child, st, prev, xattrs, content, slot))
         return batch

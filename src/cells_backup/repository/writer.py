@@ -110,23 +110,27 @@ class BlobWriter:
         """Compress and encrypt a blob; safe from any thread (reader threads use it)."""
         return encode_blob(self.repo.cipher, self._compressor(level), data)
 
-    def add_encoded(self, type: int, blob: bytes, stored: bytes | None, raw: bytes) -> bytes:
-        """Add a blob already encoded by the caller's thread (``stored`` None: it was known then).
+    def add_encoded(self, type: int, blob: bytes, stored: bytes | None, raw_length: int) -> bool:
+        """Add a blob already encoded by a reader (``stored`` None: the reader found it known).
 
         Small files are encoded where they were read; the only hand-off left is one task per
-        full pack, instead of one per blob.
+        full pack, instead of one per blob. False when ``stored`` is None and this run does not
+        know the blob (a reader process's view is older): the caller stores the data itself.
         """
         self._raise_pending_error()
         with self._lock:
-            if not self.index.add(blob, None, 0, 0, len(raw), type):
+            if stored is None:
+                if blob not in self.index:
+                    return False
                 self.stats.blobs_known += 1
-                return blob
-        if stored is None:  # it was known when read, and has been forgotten since: encode here
-            stored = self.encode(raw)
-        full = self._append(type, blob, stored, len(raw), count_pending=True)
+                return True
+            if not self.index.add(blob, None, 0, 0, raw_length, type):
+                self.stats.blobs_known += 1
+                return True
+        full = self._append(type, blob, stored, raw_length, count_pending=True)
         if full is not None:
             self._pool.submit(self._write_pack_task, full)
-        return blob
+        return True
 
     def _append(self, type: int, blob: bytes, stored: bytes, raw_length: int, *,
                 count_pending: bool = False) -> PackBuilder | None:
