@@ -1,0 +1,152 @@
+"""Small files read and encoded by worker processes during a backup: every file stored once and
+bit-exact, duplicates stored once across workers, and nothing lost when a worker dies, fails, or
+knows less than the archiver."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from cells_backup.engine.trees import BackupRequest, restore_tree, run_backup
+from cells_backup.repository import archiver, fileread, read_workers
+from cells_backup.repository.backends.local import LocalBackend
+from cells_backup.repository.fileread import FAILED, GONE, LARGE, SMALL, BlobCoder, read_small
+from cells_backup.repository.repository import Repository
+from cells_backup.repository.writer import BlobWriter
+from helpers import tree_state
+
+
+def _repository(path) -> Repository:
+    Repository.create(LocalBackend(str(path)), b"pw", kdf={"n": 1024, "r": 8, "p": 1})
+    return Repository.open(LocalBackend(str(path)), b"pw")
+
+
+@pytest.fixture
+def source(tmp_path):
+    """Several hundred small files (some the same content), a hardlink, an empty file, a large file."""
+    src = tmp_path / "src"
+    for d in range(5):
+        (src / f"dir{d}").mkdir(parents=True)
+        for i in range(80):
+            (src / f"dir{d}" / f"f{i}").write_bytes(os.urandom(40 + i * 11))
+        for i in range(20):  # the same 20 contents in every directory: read by different workers
+            (src / f"dir{d}" / f"same{i}").write_bytes(b"shared content %d " % i * 50)
+    os.link(src / "dir0" / "f1", src / "dir4" / "link-to-f1")
+    (src / "dir2" / "empty").write_bytes(b"")
+    (src / "dir3" / "large.bin").write_bytes(bytes(fileread.SMALL_FILE + 4321))  # one chunk: no cut in zeros
+    return src
+
+
+def _round_trip(repo, src, tmp_path, **kwargs):
+    snapshot = run_backup(repo, BackupRequest(paths=[str(src)]), **kwargs)
+    out = tmp_path / f"out-{snapshot.id[:8]}"
+    restore_tree(repo, snapshot, str(out))
+    assert tree_state(out / str(src).lstrip("/")) == tree_state(src)
+    return snapshot
+
+
+@pytest.mark.parametrize("processes", [2, 0], ids=["worker-processes", "reader-threads"])
+def test_tree_round_trips_and_duplicates_are_stored_once(source, tmp_path, monkeypatch, processes):
+    monkeypatch.setattr(archiver, "READ_PROCESSES", processes)
+    monkeypatch.setattr(read_workers, "BATCH_FILES", 7)  # many batches, every directory split
+    repo = _repository(tmp_path / "repo")
+    snapshot = _round_trip(repo, source, tmp_path)
+    assert snapshot.summary["files_new"] == 5 * 100 + 2  # and the hardlink, its second name not "new"
+    # Every blob stored once: 400 random files, 20 shared contents, the large file's one chunk, and
+    # a tree per directory (the source's path from the root, and its 5 subdirectories).
+    assert snapshot.summary["blobs_new"] == 400 + 20 + 1 + len(source.parts) + 5
+
+
+def test_an_incremental_run_reads_only_new_and_changed_files(source, tmp_path):
+    repo = _repository(tmp_path / "repo")
+    _round_trip(repo, source, tmp_path)
+    (source / "dir1" / "f3").write_bytes(b"changed")
+    (source / "dir1" / "new").write_bytes(b"new file")
+    second = _round_trip(repo, source, tmp_path)
+    assert second.summary["files_changed"] == 1 and second.summary["files_new"] == 1
+
+
+@pytest.mark.parametrize("how", ["dies", "raises"])
+def test_a_worker_that_fails_loses_no_file(source, tmp_path, monkeypatch, how):
+    marker = tmp_path / "one-worker-failed"
+    read = read_workers.read_small
+    count = [0]
+
+    def failing(path, *args, **kwargs):
+        count[0] += 1
+        if count[0] == 30:  # in the first worker to get here, at its 30th file
+            try:
+                os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                return read(path, *args, **kwargs)
+            if how == "dies":
+                os._exit(9)
+            raise RuntimeError("bug in a worker")
+        return read(path, *args, **kwargs)
+
+    monkeypatch.setattr(read_workers, "read_small", failing)
+    repo = _repository(tmp_path / "repo")
+    warnings: list[str] = []
+    snapshot = _round_trip(repo, source, tmp_path, warn=warnings.append)
+    assert marker.exists()
+    assert not warnings and not snapshot.partial
+    assert snapshot.summary["total_files"] == 5 * 100 + 3
+
+
+def test_workers_that_know_less_than_the_archiver_cost_a_second_read(source, tmp_path, monkeypatch):
+    """A worker's index is the one at its fork: a blob it takes for stored, which the archiver
+    does not have, is read again by the archiver (here every blob, as if all were known)."""
+    monkeypatch.setattr(BlobWriter, "known", lambda self, blob: True)
+    repo = _repository(tmp_path / "repo")
+    _round_trip(repo, source, tmp_path)
+
+
+def test_every_worker_is_reaped_and_no_reader_thread_is_left(source, tmp_path, monkeypatch):
+    monkeypatch.setattr(read_workers, "BATCH_FILES", 5)
+    started: list[read_workers.ReadWorkers] = []
+    init = read_workers.ReadWorkers.__init__
+
+    def recording(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        started.append(self)
+
+    monkeypatch.setattr(read_workers.ReadWorkers, "__init__", recording)
+    before = {t.name for t in threading.enumerate()}
+    repo = _repository(tmp_path / "repo")
+    _round_trip(repo, source, tmp_path)
+    assert started and all(c.process.exitcode is not None for w in started for c in w._children)
+    assert not {t.name for t in threading.enumerate()} - before - {"lock-refresh"}
+
+
+def _coder() -> BlobCoder:
+    return BlobCoder(blob_id=lambda data: data[:4].ljust(32, b"."), encode=lambda data: b"E" + data,
+                     known=lambda blob: False, cut=lambda data: [data])
+
+
+def test_read_small_answers_for_what_is_no_longer_a_small_file(tmp_path):
+    small = tmp_path / "small"
+    small.write_bytes(b"abc")
+    answer = read_small(str(small), _coder(), meta=True)
+    assert answer[0] == SMALL and answer[4] == 3 and answer[5] == [(b"abc".ljust(32, b"."), 3, b"Eabc")]
+    assert os.stat_result(answer[1]).st_ino == os.stat(small).st_ino
+    large = tmp_path / "large"
+    large.write_bytes(b"x" * fileread.SMALL_FILE)
+    assert read_small(str(large), _coder(), meta=True)[0] == LARGE
+    assert read_small(str(tmp_path / "missing"), _coder(), meta=True) == (GONE,)
+    os.mkfifo(tmp_path / "fifo")  # put in a file's place: answered at once, not waited on
+    assert read_small(str(tmp_path / "fifo"), _coder(), meta=True) == (FAILED,)
+    os.symlink(small, tmp_path / "link")
+    assert read_small(str(tmp_path / "link"), _coder(), meta=True) == (FAILED,)
+    assert read_small(str(tmp_path), _coder(), meta=True) == (FAILED,)
+
+
+def test_a_known_blob_is_not_encoded_twice_by_one_reader(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name).write_bytes(b"same")
+    sent: set[bytes] = set()
+    first = read_small(str(tmp_path / "a"), _coder(), meta=False, sent=sent)
+    second = read_small(str(tmp_path / "b"), _coder(), meta=False, sent=sent)
+    assert first[5][0][2] == b"Esame" and second[5][0][2] is None
+    assert first[1] is None and first[2] is None  # meta=False: the caller has stat and xattrs
