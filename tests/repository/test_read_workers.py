@@ -150,3 +150,19 @@ def test_a_known_blob_is_not_encoded_twice_by_one_reader(tmp_path):
     second = read_small(str(tmp_path / "b"), _coder(), meta=False, sent=sent)
     assert first[5][0][2] == b"Esame" and second[5][0][2] is None
     assert first[1] is None and first[2] is None  # meta=False: the caller has stat and xattrs
+
+
+def test_readers_ask_the_kernel_to_read_ahead(tmp_path, monkeypatch):
+    """A batch's files are hinted before any is read (cold disks answer them together), and a
+    large file before the archiver streams it."""
+    hinted: list[tuple[int, int]] = []
+    fadvise = os.posix_fadvise
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, offset, length, advice: (
+        hinted.append((length, advice)), fadvise(fd, offset, length, advice)))
+    (tmp_path / "small").write_bytes(b"abc")
+    fd = read_workers._open_ahead(str(tmp_path / "small"))
+    assert hinted == [(fileread.SMALL_FILE, os.POSIX_FADV_WILLNEED)]
+    assert read_small(str(tmp_path / "small"), _coder(), meta=True, opened=fd)[0] == SMALL
+    (tmp_path / "large").write_bytes(bytes(fileread.SMALL_FILE))
+    assert read_small(str(tmp_path / "large"), _coder(), meta=False)[0] == LARGE
+    assert hinted[-1] == (fileread.HINT_BYTES, os.POSIX_FADV_WILLNEED)

@@ -21,7 +21,7 @@ from .fsmeta import read_xattrs
 SMALL_FILE = 1024 * 1024  # files below this size are read whole (and encoded) ahead of the archiver
 READ_THREADS = 2  # reads wait for the disk: a few threads keep it busy; more only fight for the GIL
 HINT_BYTES = 8 * 1024 * 1024  # of a larger file, the part the kernel is asked to read ahead
-WILLNEED = getattr(os, "POSIX_FADVWILLNEED", None) if hasattr(os, "posix_fadvise") else None
+WILLNEED = getattr(os, "POSIX_FADV_WILLNEED", None) if hasattr(os, "posix_fadvise") else None
 
 # What reading a file ahead gives the archiver (a tuple: it crosses process boundaries, cheaply):
 #   (SMALL, stat before, xattrs, stat after, size, blobs) -- blobs: [(id, length, stored or None)],
