@@ -3,6 +3,7 @@ the two in step, and nothing is lost or left running."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import threading
 
@@ -75,6 +76,7 @@ def test_a_failing_archiver_stops_the_scanner_and_the_readers(tmp_path, tiny_bat
         run_backup(repo, BackupRequest(paths=[str(src)]))
     left = {t.name for t in threading.enumerate()} - before
     assert not {n for n in left if n == "scan" or n.startswith("read_")}, left
+    assert not multiprocessing.active_children()  # the reader processes are stopped and reaped
 
 
 def test_an_error_in_the_scanner_reaches_the_archiver(tmp_path, monkeypatch):
