@@ -5,7 +5,11 @@ knows less than the archiver."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 
@@ -15,7 +19,7 @@ from cells_backup.repository.backends.local import LocalBackend
 from cells_backup.repository.fileread import FAILED, GONE, LARGE, SMALL, BlobCoder, read_small
 from cells_backup.repository.repository import Repository
 from cells_backup.repository.writer import BlobWriter
-from helpers import tree_state
+from helpers import cli_env, run_cli, tree_state
 
 
 def _repository(path) -> Repository:
@@ -166,3 +170,44 @@ def test_readers_ask_the_kernel_to_read_ahead(tmp_path, monkeypatch):
     (tmp_path / "large").write_bytes(bytes(fileread.SMALL_FILE))
     assert read_small(str(tmp_path / "large"), _coder(), meta=False)[0] == LARGE
     assert hinted[-1] == (fileread.HINT_BYTES, os.POSIX_FADV_WILLNEED)
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+def test_ctrl_c_stops_the_backup_and_its_readers_cleanly(tmp_path):
+    """Ctrl-C reaches the whole process group, readers included: one line, exit 130, no reader
+    left running, and the repository still passes check."""
+    src = tmp_path / "src"
+    for d in range(40):
+        (src / f"d{d}").mkdir(parents=True)
+        for i in range(250):
+            (src / f"d{d}" / f"f{i}").write_bytes(os.urandom(2000))
+    repo = str(tmp_path / "repo")
+    env = cli_env(PATH="/nonexistent")  # no du walkers: the only children are the readers
+    run_cli("--repo", repo, "init", "--kdf-cost", "10", env=env, check=True)
+    proc = subprocess.Popen([sys.executable, "-m", "cells_backup", "--repo", repo, "backup", "--no-cells",
+                             "--extra-path", str(src)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while len(_children_of(proc.pid)) < read_workers.READ_PROCESSES and proc.poll() is None:
+        assert time.monotonic() < deadline, "the reader processes never started"
+        time.sleep(0.01)
+    readers = _children_of(proc.pid)
+    os.killpg(proc.pid, signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.decode().strip().splitlines()[-1] == "cells-backup: interrupted"
+    assert "Traceback" not in err.decode()
+    assert not [pid for pid in readers if os.path.exists(f"/proc/{pid}")]
+    run_cli("--repo", repo, "check", env=env, check=True)

@@ -36,9 +36,11 @@ ANSWER_BYTES = 1024 * 1024  # a child sends what it has once it holds this much 
 
 def _serve(conn: Connection, coder: BlobCoder) -> None:
     """In a child: answer each batch of paths, in parts of about ANSWER_BYTES."""
-    # Interrupting and stopping are the archiver's: the child ends when its pipe closes.
+    # Interrupting and stopping are the archiver's: the child ends when its pipe closes. (SIGINT
+    # is blocked from before the fork until it is ignored here: a Ctrl-C in between is dropped.)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     try:
         _answer_batches(conn, coder)
     except (EOFError, OSError):  # the archiver is gone, or stopped listening
@@ -102,12 +104,16 @@ class ReadWorkers:
     def __init__(self, count: int, coder: BlobCoder) -> None:
         context = multiprocessing.get_context("fork")
         self._children: list[_Child] = []
-        for _ in range(count):
-            parent_end, child_end = context.Pipe()
-            process = context.Process(target=_serve, args=(child_end, coder), daemon=True)
-            process.start()
-            child_end.close()
-            self._children.append(_Child(process, parent_end))
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            for _ in range(count):
+                parent_end, child_end = context.Pipe()
+                process = context.Process(target=_serve, args=(child_end, coder), daemon=True)
+                process.start()
+                child_end.close()
+                self._children.append(_Child(process, parent_end))
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         self._pending: list[ReadSlot] = []  # queued, not yet sent
         self._next = 0  # batches go round the children, so answers come back in order
         self._held = 0  # bytes of the answers received and not yet taken
