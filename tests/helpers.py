@@ -111,3 +111,23 @@ def json_leaves(node, path: tuple = ()):
             yield from json_leaves(v, (*path, i))
     else:
         yield path, node
+
+
+def fast_repository(path: str | Path):
+    """A new local repository (password "pw", a KDF cheap enough for tests), opened."""
+    from cells_backup.repository.backends.local import LocalBackend
+    from cells_backup.repository.repository import Repository
+
+    Repository.create(LocalBackend(str(path)), b"pw", kdf={"n": 1024, "r": 8, "p": 1})
+    return Repository.open(LocalBackend(str(path)), b"pw")
+
+
+def random_files(root: Path, dirs: int, per_dir: int, size: int, step: int) -> None:
+    """``dirs`` directories dir0.. under ``root``, each with files f0.. of random bytes
+    (``size`` bytes, ``step`` more each), and the first file of dir0 hard-linked into the last
+    directory as ``link-to-f1``."""
+    for d in range(dirs):
+        (root / f"dir{d}").mkdir(parents=True)
+        for i in range(per_dir):
+            (root / f"dir{d}" / f"f{i}").write_bytes(os.urandom(size + i * step))
+    os.link(root / "dir0" / "f1", root / f"dir{dirs - 1}" / "link-to-f1")

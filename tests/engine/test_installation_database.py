@@ -16,9 +16,7 @@ from cells_backup.cells import backup_plan, load_installation
 from cells_backup.database.mysql_client import option_value
 from cells_backup.engine.installation_backup import InstallationBackupRequest, backup_installation
 from cells_backup.repository.archiver import Archiver
-from cells_backup.repository.backends.local import LocalBackend
-from cells_backup.repository.repository import Repository
-from helpers import FAST_KDF, cli_env, json_leaves, run_cli, tree_state
+from helpers import FAST_KDF, cli_env, fast_repository, json_leaves, run_cli, tree_state
 
 
 def add_bulk_table(mariadb, database: str) -> None:
@@ -39,11 +37,6 @@ def server_variable(mariadb, name: str, value: int):
             yield
         finally:
             cur.execute(f"SET GLOBAL {name} = {int(saved)}")
-
-
-def fast_repository(path) -> Repository:
-    Repository.create(LocalBackend(str(path)), b"pw", kdf={"n": 1024, "r": 8, "p": 1})
-    return Repository.open(LocalBackend(str(path)), b"pw")
 
 
 def test_backup_twice_restore_first_on_new_server(installation, mariadb, tmp_path):

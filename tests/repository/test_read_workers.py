@@ -15,29 +15,19 @@ import pytest
 
 from cells_backup.engine.trees import BackupRequest, restore_tree, run_backup
 from cells_backup.repository import archiver, fileread, read_workers
-from cells_backup.repository.backends.local import LocalBackend
 from cells_backup.repository.fileread import FAILED, GONE, LARGE, SMALL, BlobCoder, read_small
-from cells_backup.repository.repository import Repository
 from cells_backup.repository.writer import BlobWriter
-from helpers import cli_env, run_cli, tree_state
-
-
-def _repository(path) -> Repository:
-    Repository.create(LocalBackend(str(path)), b"pw", kdf={"n": 1024, "r": 8, "p": 1})
-    return Repository.open(LocalBackend(str(path)), b"pw")
+from helpers import cli_env, fast_repository, random_files, run_cli, tree_state
 
 
 @pytest.fixture
-def source(tmp_path):
+def small_tree(tmp_path):
     """Several hundred small files (some the same content), a hardlink, an empty file, a large file."""
     src = tmp_path / "src"
+    random_files(src, dirs=5, per_dir=80, size=40, step=11)
     for d in range(5):
-        (src / f"dir{d}").mkdir(parents=True)
-        for i in range(80):
-            (src / f"dir{d}" / f"f{i}").write_bytes(os.urandom(40 + i * 11))
         for i in range(20):  # the same 20 contents in every directory: read by different workers
             (src / f"dir{d}" / f"same{i}").write_bytes(b"shared content %d " % i * 50)
-    os.link(src / "dir0" / "f1", src / "dir4" / "link-to-f1")
     (src / "dir2" / "empty").write_bytes(b"")
     (src / "dir3" / "large.bin").write_bytes(bytes(fileread.SMALL_FILE + 4321))  # one chunk: no cut in zeros
     return src
@@ -52,28 +42,28 @@ def _round_trip(repo, src, tmp_path, **kwargs):
 
 
 @pytest.mark.parametrize("processes", [2, 0], ids=["worker-processes", "reader-threads"])
-def test_tree_round_trips_and_duplicates_are_stored_once(source, tmp_path, monkeypatch, processes):
+def test_tree_round_trips_and_duplicates_are_stored_once(small_tree, tmp_path, monkeypatch, processes):
     monkeypatch.setattr(archiver, "READ_PROCESSES", processes)
     monkeypatch.setattr(read_workers, "BATCH_FILES", 7)  # many batches, every directory split
-    repo = _repository(tmp_path / "repo")
-    snapshot = _round_trip(repo, source, tmp_path)
+    repo = fast_repository(tmp_path / "repo")
+    snapshot = _round_trip(repo, small_tree, tmp_path)
     assert snapshot.summary["files_new"] == 5 * 100 + 2  # and the hardlink, its second name not "new"
     # Every blob stored once: 400 random files, 20 shared contents, the large file's one chunk, and
-    # a tree per directory (the source's path from the root, and its 5 subdirectories).
-    assert snapshot.summary["blobs_new"] == 400 + 20 + 1 + len(source.parts) + 5
+    # a tree per directory (the tree's path from the root, and its 5 subdirectories).
+    assert snapshot.summary["blobs_new"] == 400 + 20 + 1 + len(small_tree.parts) + 5
 
 
-def test_an_incremental_run_reads_only_new_and_changed_files(source, tmp_path):
-    repo = _repository(tmp_path / "repo")
-    _round_trip(repo, source, tmp_path)
-    (source / "dir1" / "f3").write_bytes(b"changed")
-    (source / "dir1" / "new").write_bytes(b"new file")
-    second = _round_trip(repo, source, tmp_path)
+def test_an_incremental_run_reads_only_new_and_changed_files(small_tree, tmp_path):
+    repo = fast_repository(tmp_path / "repo")
+    _round_trip(repo, small_tree, tmp_path)
+    (small_tree / "dir1" / "f3").write_bytes(b"changed")
+    (small_tree / "dir1" / "new").write_bytes(b"new file")
+    second = _round_trip(repo, small_tree, tmp_path)
     assert second.summary["files_changed"] == 1 and second.summary["files_new"] == 1
 
 
 @pytest.mark.parametrize("how", ["dies", "raises"])
-def test_a_worker_that_fails_loses_no_file(source, tmp_path, monkeypatch, how):
+def test_a_worker_that_fails_loses_no_file(small_tree, tmp_path, monkeypatch, how):
     marker = tmp_path / "one-worker-failed"
     read = read_workers.read_small
     count = [0]
@@ -91,23 +81,23 @@ def test_a_worker_that_fails_loses_no_file(source, tmp_path, monkeypatch, how):
         return read(path, *args, **kwargs)
 
     monkeypatch.setattr(read_workers, "read_small", failing)
-    repo = _repository(tmp_path / "repo")
+    repo = fast_repository(tmp_path / "repo")
     warnings: list[str] = []
-    snapshot = _round_trip(repo, source, tmp_path, warn=warnings.append)
+    snapshot = _round_trip(repo, small_tree, tmp_path, warn=warnings.append)
     assert marker.exists()
     assert not warnings and not snapshot.partial
     assert snapshot.summary["total_files"] == 5 * 100 + 3
 
 
-def test_workers_that_know_less_than_the_archiver_cost_a_second_read(source, tmp_path, monkeypatch):
+def test_workers_that_know_less_than_the_archiver_cost_a_second_read(small_tree, tmp_path, monkeypatch):
     """A worker's index is the one at its fork: a blob it takes for stored, which the archiver
     does not have, is read again by the archiver (here every blob, as if all were known)."""
     monkeypatch.setattr(BlobWriter, "known", lambda self, blob: True)
-    repo = _repository(tmp_path / "repo")
-    _round_trip(repo, source, tmp_path)
+    repo = fast_repository(tmp_path / "repo")
+    _round_trip(repo, small_tree, tmp_path)
 
 
-def test_every_worker_is_reaped_and_no_reader_thread_is_left(source, tmp_path, monkeypatch):
+def test_every_worker_is_reaped_and_no_reader_thread_is_left(small_tree, tmp_path, monkeypatch):
     monkeypatch.setattr(read_workers, "BATCH_FILES", 5)
     started: list[read_workers.ReadWorkers] = []
     init = read_workers.ReadWorkers.__init__
@@ -118,8 +108,8 @@ def test_every_worker_is_reaped_and_no_reader_thread_is_left(source, tmp_path, m
 
     monkeypatch.setattr(read_workers.ReadWorkers, "__init__", recording)
     before = {t.name for t in threading.enumerate()}
-    repo = _repository(tmp_path / "repo")
-    _round_trip(repo, source, tmp_path)
+    repo = fast_repository(tmp_path / "repo")
+    _round_trip(repo, small_tree, tmp_path)
     assert started and all(c.process.exitcode is not None for w in started for c in w._children)
     assert not {t.name for t in threading.enumerate()} - before - {"lock-refresh"}
 

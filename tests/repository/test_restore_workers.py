@@ -8,22 +8,15 @@ import pytest
 
 from cells_backup.engine.trees import BackupRequest, restore_tree, run_backup
 from cells_backup.repository import restore_workers
-from cells_backup.repository.backends.local import LocalBackend
-from cells_backup.repository.repository import Repository
-from helpers import tree_state
+from helpers import fast_repository, random_files, tree_state
 
 
 @pytest.fixture
 def stored(tmp_path):
     """A repository holding a tree of a few hundred small files in several directories."""
     src = tmp_path / "src"
-    for d in range(6):
-        (src / f"dir{d}").mkdir(parents=True)
-        for i in range(90):
-            (src / f"dir{d}" / f"f{i}").write_bytes(os.urandom(50 + i * 7))
-    os.link(src / "dir0" / "f1", src / "dir5" / "link-to-f1")
-    Repository.create(LocalBackend(str(tmp_path / "repo")), b"pw", kdf={"n": 1024, "r": 8, "p": 1})
-    repo = Repository.open(LocalBackend(str(tmp_path / "repo")), b"pw")
+    random_files(src, dirs=6, per_dir=90, size=50, step=7)
+    repo = fast_repository(tmp_path / "repo")
     snapshot = run_backup(repo, BackupRequest(paths=[str(src)]))
     return repo, snapshot, src
 
@@ -50,11 +43,11 @@ def test_a_worker_that_fails_loses_no_file(stored, tmp_path, monkeypatch, how):
     serve = restore_workers._serve
     marker = tmp_path / "one-worker-failed"
 
-    def failing(restorer, conn):
+    def failing(conn, restorer):
         try:  # the first child to get here fails halfway through its work
             os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
         except FileExistsError:
-            serve(restorer, conn)
+            serve(conn, restorer)
             return
         original = restorer._restore_file_safe
         count = [0]
@@ -68,7 +61,7 @@ def test_a_worker_that_fails_loses_no_file(stored, tmp_path, monkeypatch, how):
             original(path, node)
 
         restorer._restore_file_safe = restore_some
-        serve(restorer, conn)
+        serve(conn, restorer)
 
     monkeypatch.setattr(restore_workers, "_serve", failing)
     out = tmp_path / "out"

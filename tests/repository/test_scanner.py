@@ -11,14 +11,7 @@ import pytest
 
 from cells_backup.engine.trees import BackupRequest, restore_tree, run_backup
 from cells_backup.repository import fileread, scanner
-from cells_backup.repository.backends.local import LocalBackend
-from cells_backup.repository.repository import Repository
-from helpers import tree_state
-
-
-def _repository(path) -> Repository:
-    Repository.create(LocalBackend(str(path)), b"pw", kdf={"n": 1024, "r": 8, "p": 1})
-    return Repository.open(LocalBackend(str(path)), b"pw")
+from helpers import fast_repository, tree_state
 
 
 def _tree(root):
@@ -44,7 +37,7 @@ def tiny_batches(monkeypatch):
 def test_small_batches_and_a_short_look_ahead_round_trip(tmp_path, tiny_batches):
     src = tmp_path / "src"
     _tree(src)
-    repo = _repository(tmp_path / "repo")
+    repo = fast_repository(tmp_path / "repo")
     first = run_backup(repo, BackupRequest(paths=[str(src)]))
     (src / "a" / "b" / "f3-a_b").write_bytes(b"changed")
     (src / "m" / "new").write_bytes(b"new file")
@@ -60,7 +53,7 @@ def test_small_batches_and_a_short_look_ahead_round_trip(tmp_path, tiny_batches)
 def test_a_failing_archiver_stops_the_scanner_and_the_readers(tmp_path, tiny_batches, monkeypatch):
     src = tmp_path / "src"
     _tree(src)
-    repo = _repository(tmp_path / "repo")
+    repo = fast_repository(tmp_path / "repo")
     calls = []
     store = scanner.Scanner.next_batch
 
@@ -82,7 +75,7 @@ def test_a_failing_archiver_stops_the_scanner_and_the_readers(tmp_path, tiny_bat
 def test_an_error_in_the_scanner_reaches_the_archiver(tmp_path, monkeypatch):
     src = tmp_path / "src"
     _tree(src)
-    repo = _repository(tmp_path / "repo")
+    repo = fast_repository(tmp_path / "repo")
 
     def broken(*_args):
         raise MemoryError("no room for the listing")
@@ -103,7 +96,7 @@ def test_unlistable_directory_is_reported_and_the_rest_stored(tmp_path, tiny_bat
         return scandir(path)
 
     monkeypatch.setattr(scanner.os, "scandir", refuse_m)
-    repo = _repository(tmp_path / "repo")
+    repo = fast_repository(tmp_path / "repo")
     warnings: list[str] = []
     snap = run_backup(repo, BackupRequest(paths=[str(src)]), warn=warnings.append)
     monkeypatch.undo()

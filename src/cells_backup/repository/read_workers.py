@@ -11,15 +11,14 @@ gave it. A child that dies or fails costs only speed: the archiver reads its fil
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import signal
 from collections import deque
 from collections.abc import Callable
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 
 from .fileread import FAILED, SMALL, SMALL_FILE, WILLNEED, Answer, BlobCoder, ReadSlot, open_for_read, read_small
-from .restore_workers import can_fork
+from .forked import can_fork, start_children, stop_children
 
 __all__ = ["READ_PROCESSES", "ReadWorkers", "can_fork"]
 
@@ -36,11 +35,6 @@ ANSWER_BYTES = 1024 * 1024  # a child sends what it has once it holds this much 
 
 def _serve(conn: Connection, coder: BlobCoder) -> None:
     """In a child: answer each batch of paths, in parts of about ANSWER_BYTES."""
-    # Interrupting and stopping are the archiver's: the child ends when its pipe closes. (SIGINT
-    # is blocked from before the fork until it is ignored here: a Ctrl-C in between is dropped.)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     try:
         _answer_batches(conn, coder)
     except (EOFError, OSError):  # the archiver is gone, or stopped listening
@@ -83,7 +77,7 @@ def _answer_batches(conn: Connection, coder: BlobCoder) -> None:
 
 
 class _Child:
-    def __init__(self, process: multiprocessing.Process, conn: Connection) -> None:
+    def __init__(self, process: BaseProcess, conn: Connection) -> None:
         self.process = process
         self.conn = conn
         self.waiting: deque[ReadSlot] = deque()  # sent and not yet answered, in order
@@ -102,18 +96,7 @@ class ReadWorkers:
     needs_stat = False
 
     def __init__(self, count: int, coder: BlobCoder) -> None:
-        context = multiprocessing.get_context("fork")
-        self._children: list[_Child] = []
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
-            for _ in range(count):
-                parent_end, child_end = context.Pipe()
-                process = context.Process(target=_serve, args=(child_end, coder), daemon=True)
-                process.start()
-                child_end.close()
-                self._children.append(_Child(process, parent_end))
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        self._children = [_Child(process, conn) for process, conn in start_children(count, _serve, coder)]
         self._pending: list[ReadSlot] = []  # queued, not yet sent
         self._next = 0  # batches go round the children, so answers come back in order
         self._held = 0  # bytes of the answers received and not yet taken
@@ -154,18 +137,7 @@ class ReadWorkers:
 
     def close(self) -> None:
         """Stop the children and reap them; unanswered files are dropped."""
-        for child in self._children:
-            if child.alive:
-                try:
-                    child.conn.send(None)
-                except OSError:
-                    pass
-            child.conn.close()
-        for child in self._children:
-            child.process.join(timeout=1)
-            if child.process.is_alive():  # still reading a batch nobody will take
-                child.process.kill()
-                child.process.join()
+        stop_children([(c.process, c.conn, c.alive) for c in self._children], timeout=1)
         self._pending.clear()
 
     # ---------------------------------------------------------------- internals

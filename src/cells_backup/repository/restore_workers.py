@@ -10,11 +10,13 @@ the files written) comes back to the parent. If a child dies, the parent restore
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import traceback
 from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING
+
+from .forked import start_children, stop_children
 
 if TYPE_CHECKING:
     from .restorer import Restorer
@@ -23,18 +25,14 @@ Batch = list  # [(path, node)], with the directories this restore created that h
 MAX_QUEUED = 2  # batches sent to one child and not yet answered
 
 
-def can_fork() -> bool:
-    return "fork" in multiprocessing.get_all_start_methods()
-
-
-def _serve(restorer: Restorer, conn: Connection) -> None:
+def _serve(conn: Connection, restorer: Restorer) -> None:
     """In a child: restore each batch received, answer with what it gave, until told to stop."""
     written: list[tuple[str, int]] = []
     restorer._on_file = lambda path, size: written.append((path, size))
     while True:
         try:
             message = conn.recv()
-        except (EOFError, KeyboardInterrupt):  # the parent is gone, or the user stopped the restore
+        except EOFError:  # the parent is gone
             return
         if message is None:
             return
@@ -54,7 +52,7 @@ def _serve(restorer: Restorer, conn: Connection) -> None:
 
 
 class _Child:
-    def __init__(self, process: multiprocessing.Process, conn: Connection) -> None:
+    def __init__(self, process: BaseProcess, conn: Connection) -> None:
         self.process = process
         self.conn = conn
         self.sent: list[Batch] = []  # batches not yet answered, oldest first
@@ -66,14 +64,7 @@ class SmallFileWorkers:
 
     def __init__(self, restorer: Restorer, count: int) -> None:
         self._restorer = restorer
-        context = multiprocessing.get_context("fork")
-        self._children: list[_Child] = []
-        for _ in range(count):
-            parent_end, child_end = context.Pipe()
-            process = context.Process(target=_serve, args=(restorer, child_end), daemon=True)
-            process.start()
-            child_end.close()
-            self._children.append(_Child(process, parent_end))
+        self._children = [_Child(process, conn) for process, conn in start_children(count, _serve, restorer)]
 
     def submit(self, files: Batch) -> None:
         """Send a batch to the least busy child (waiting for an answer when all are busy)."""
@@ -101,13 +92,7 @@ class SmallFileWorkers:
         for child in self._children:
             while child.sent and child.alive:
                 self._receive(child)
-            if child.alive:
-                try:
-                    child.conn.send(None)
-                except OSError:
-                    pass
-            child.conn.close()
-            child.process.join()
+        stop_children([(c.process, c.conn, c.alive) for c in self._children])
 
     def _collect(self, timeout: float | None) -> None:
         """Take the answers already there (``timeout`` 0), or wait for at least one."""

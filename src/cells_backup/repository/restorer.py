@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from .. import allocator
 from ..errors import CellsBackupError, IntegrityError
 from . import tree
+from .forked import can_fork
 from .fsmeta import apply_metadata
 from .pack_restore import PackOrderRestore
 from .repository import Repository
-from .restore_workers import SmallFileWorkers, can_fork
+from .restore_workers import SmallFileWorkers
 from .sparse import write_at
 
 
