@@ -45,6 +45,7 @@ def _round_trip(repo, src, tmp_path, **kwargs):
 def test_tree_round_trips_and_duplicates_are_stored_once(small_tree, tmp_path, monkeypatch, processes):
     monkeypatch.setattr(archiver, "READ_PROCESSES", processes)
     monkeypatch.setattr(read_workers, "BATCH_FILES", 7)  # many batches, every directory split
+    monkeypatch.setattr(read_workers, "SENT_MAX", 3)  # readers forget what they sent: the archiver dedups
     repo = fast_repository(tmp_path / "repo")
     snapshot = _round_trip(repo, small_tree, tmp_path)
     assert snapshot.summary["files_new"] == 5 * 100 + 2  # and the hardlink, its second name not "new"

@@ -31,6 +31,7 @@ DRAIN_EVERY = 8  # files taken between looks for answers that are ready
 # blocks sending to a child that is itself blocked sending its answers.
 MAX_REQUEST_BYTES = 32 * 1024
 ANSWER_BYTES = 1024 * 1024  # a child sends what it has once it holds this much encoded data
+SENT_MAX = 65536  # blob ids a child remembers having encoded (about 8 MiB), not one per file
 
 
 def _serve(conn: Connection, coder: BlobCoder) -> None:
@@ -59,6 +60,8 @@ def _open_ahead(path: str) -> int | OSError:
 def _answer_batches(conn: Connection, coder: BlobCoder) -> None:
     sent: set[bytes] = set()
     while (paths := conn.recv()) is not None:
+        if len(sent) > SENT_MAX:  # forgetting costs only encoding a duplicate again
+            sent.clear()
         answers: list[Answer] = []
         held = 0
         opened = [_open_ahead(path) for path in paths]
