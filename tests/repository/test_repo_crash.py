@@ -24,30 +24,34 @@ def make_corpus(root: Path, seed: int) -> None:
 
 
 def test_sigkill_during_backup_leaves_valid_repository_and_next_run_reuses_data(repo, env, tmp_path):
-    src = tmp_path / "corpus"
-    make_corpus(src, 1)
     # Calibrate: how long does a whole first backup take on this machine?
+    make_corpus(tmp_path / "corpus0", 0)
     started = time.monotonic()
-    run_cli("--repo", repo, "backup", "--no-cells", "--extra-path", str(src), env=env, check=True)
+    run_cli("--repo", repo, "backup", "--no-cells", "--extra-path", str(tmp_path / "corpus0"), env=env, check=True)
     full = time.monotonic() - started
     victim = str(tmp_path / "victim-repo")
     run_cli("--repo", victim, "init", "--kdf-cost", "10", env=env, check=True)
     repo = victim
     rng = random.Random(42)
-    killed = 0
-    for delay in [rng.uniform(0.15, 0.9) * full for _ in range(6)]:
+    killed: list[Path] = []
+    # Each run backs up new data (a first backup as long as the calibration's): a run after a
+    # kill re-uses what the killed one stored, and would be over before its own kill moment.
+    for n, delay in enumerate([rng.uniform(0.15, 0.9) * full for _ in range(6)], start=1):
+        src = tmp_path / f"corpus{n}"
+        make_corpus(src, n)
         proc = spawn_cli("--repo", repo, "backup", "--no-cells", "--extra-path", str(src), env=env)
         time.sleep(delay)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
-            killed += 1
+            killed.append(src)
         proc.wait()
         r = run_cli("--repo", repo, "check", env=env)
         assert r.code == 0, f"check failed after kill at {delay:.2f}s:\n{r.stdout}\n{r.stderr}"
-    assert killed >= 3
+    assert len(killed) >= 3
     indexed_before = len(os.listdir(Path(repo) / "index")) if (Path(repo) / "index").exists() else 0
 
-    r = run_cli("--repo", repo, "backup", "--no-cells", "--extra-path", str(src), "--json", env=env)
+    paths = [arg for src in killed for arg in ("--extra-path", str(src))]
+    r = run_cli("--repo", repo, "backup", "--no-cells", *paths, "--json", env=env)
     assert r.code == 0, r.stderr
     summary = json.loads(r.stdout)["snapshot"]["summary"]
     if indexed_before:
@@ -55,4 +59,5 @@ def test_sigkill_during_backup_leaves_valid_repository_and_next_run_reuses_data(
     assert run_cli("--repo", repo, "check", "--read-data", env=env).code == 0
     out = tmp_path / "restored"
     assert run_cli("--repo", repo, "restore", "latest", "--target", str(out), env=env).code == 0
-    assert tree_state(out / str(src).lstrip("/")) == tree_state(src)
+    for src in killed:
+        assert tree_state(out / str(src).lstrip("/")) == tree_state(src)
