@@ -202,3 +202,39 @@ def test_ctrl_c_stops_the_backup_and_its_readers_cleanly(tmp_path):
     assert "Traceback" not in err.decode()
     assert not [pid for pid in readers if os.path.exists(f"/proc/{pid}")]
     run_cli("--repo", repo, "check", env=env, check=True)
+
+
+@pytest.mark.parametrize("becomes", ["directory", "symlink", "fifo", "gone"])
+def test_a_file_replaced_after_the_listing_is_reported_or_stored_as_it_now_is(small_tree, tmp_path, monkeypatch,
+                                                                             becomes):
+    """The scanner lists a new file and does not stat it; by the time its reader opens it, it is
+    something else: no crash, the rest of the tree stored, the change stored or reported."""
+    victim = small_tree / "dir2" / "f5"
+    open_ahead = read_workers._open_ahead
+
+    def replacing(path):
+        if path == str(victim) and os.path.isfile(victim) and not os.path.islink(victim):
+            os.unlink(victim)
+            if becomes == "directory":
+                os.mkdir(victim)
+            elif becomes == "symlink":
+                os.symlink("f6", victim)
+            elif becomes == "fifo":
+                os.mkfifo(victim)
+        return open_ahead(path)
+
+    monkeypatch.setattr(read_workers, "_open_ahead", replacing)
+    repo = fast_repository(tmp_path / "repo")
+    warnings: list[str] = []
+    snapshot = run_backup(repo, BackupRequest(paths=[str(small_tree)]), warn=warnings.append)
+    out = tmp_path / "out"
+    restore_tree(repo, snapshot, str(out))
+    restored = out / str(small_tree).lstrip("/")
+    expected = tree_state(small_tree)
+    if becomes == "directory":
+        assert warnings == [f"{victim}: became a directory during the backup; left out of this snapshot"]
+        assert snapshot.partial
+        del expected["dir2/f5"]
+    else:
+        assert not warnings
+    assert tree_state(restored) == expected

@@ -340,9 +340,20 @@ class Archiver:
     def _archive_unstated(self, path: str, name: str, answer: Answer) -> dict | None:
         if answer[0] == GONE:
             return None
-        if answer[0] == FAILED:  # as any other entry: stat'ed and read here, errors reported
-            return self._archive_path(path, name, None)
-        return self._archive_entry(path, name, os.stat_result(answer[1]), None, answer, answer[2])
+        if answer[0] != FAILED:
+            return self._archive_entry(path, name, os.stat_result(answer[1]), None, answer, answer[2])
+        # Stat'ed and read here, errors reported; a directory now (the scanner listed a file) is
+        # not walked: the scanner, which walks ahead, did not.
+        try:
+            st = os.lstat(path)
+        except OSError as exc:
+            if not isinstance(exc, FileNotFoundError):
+                self._error(path, f"cannot read: {exc.strerror}")
+            return None
+        if stat.S_ISDIR(st.st_mode):
+            self._error(path, "became a directory during the backup; left out of this snapshot")
+            return None
+        return self._archive_entry(path, name, st, None)
 
     def _parent_blob(self, subtree: str | None) -> bytes:
         if not subtree:
