@@ -30,9 +30,10 @@ from .fileread import (
     open_for_read,
     read_full,
 )
+from .forked import can_fork
 from .fsmeta import base_node, node_type, read_xattrs
 from .index import DATA, TREE
-from .read_workers import READ_PROCESSES, ReadWorkers, can_fork
+from .read_workers import READ_PROCESSES, ReadWorkers
 from .repository import Repository
 from .scanner import ScannedBatch, Scanner, unchanged_content
 from .snapshot import Snapshot

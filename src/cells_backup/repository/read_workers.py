@@ -5,8 +5,9 @@ encrypting. Reader threads spend more than that handing the interpreter lock to 
 to the archiver, whose own system calls then wait for it too. Forked children each read whole
 batches with an interpreter of their own and send back, per file, its metadata and the stored
 form of its blobs (`fileread.Answer`), ready for a pack. They share the index as it was at the
-fork; what they encoded since, each remembers, and the archiver drops what another child already
-gave it. A child that dies or fails costs only speed: the archiver reads its files itself.
+fork; what they encoded since, each remembers (up to SENT_MAX blobs), and the archiver drops what
+another child already gave it. A child that dies or fails costs only speed: the archiver reads
+its files itself.
 """
 
 from __future__ import annotations
@@ -18,9 +19,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
 from .fileread import FAILED, SMALL, SMALL_FILE, WILLNEED, Answer, BlobCoder, ReadSlot, open_for_read, read_small
-from .forked import can_fork, start_children, stop_children
-
-__all__ = ["READ_PROCESSES", "ReadWorkers", "can_fork"]
+from .forked import start_children, stop_children
 
 READ_PROCESSES = 2
 BATCH_FILES = 32  # files sent to a child at a time
