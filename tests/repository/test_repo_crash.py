@@ -61,3 +61,52 @@ def test_sigkill_during_backup_leaves_valid_repository_and_next_run_reuses_data(
     assert run_cli("--repo", repo, "restore", "latest", "--target", str(out), env=env).code == 0
     for src in killed:
         assert tree_state(out / str(src).lstrip("/")) == tree_state(src)
+
+
+def _stray_key(target: Path) -> str:
+    """A key file as a killed `init` leaves it: same password, another master key, no config."""
+    from cells_backup.repository.backends.local import LocalBackend
+    from cells_backup.repository.crypto import MasterKey
+    from cells_backup.repository.keys import make_key_file
+
+    key_id, data = make_key_file(MasterKey.generate(), b"correct horse", {"n": 1024, "r": 8, "p": 1})
+    LocalBackend(str(target)).write(f"keys/{key_id}", data, exclusive=True)
+    return key_id
+
+
+def test_a_key_file_left_by_an_interrupted_init_does_not_stop_the_next_one(tmp_path, env):
+    """`init` writes its key file, then its config: killed in between, it leaves a key file that
+    opens with the same password but holds another master key. The next `init` (or `copy` to a
+    new target) removes it, and its repository opens and checks clean."""
+    target = tmp_path / "target"
+    stray = _stray_key(target)
+    run_cli("--repo", str(target), "init", "--kdf-cost", "10", env=env, check=True)
+    assert stray not in os.listdir(target / "keys") and len(os.listdir(target / "keys")) == 1
+    run_cli("--repo", str(target), "backup", "--no-cells", "--extra-path", str(tmp_path / "target" / "keys"),
+            env=env, check=True)
+    assert run_cli("--repo", str(target), "check", env=env).code == 0
+
+
+def test_key_files_beside_data_without_a_config_are_not_initialised_over(tmp_path, env):
+    target = tmp_path / "target"
+    stray = _stray_key(target)
+    (target / "data" / "ab").mkdir(parents=True)
+    (target / "data" / "ab" / "ab12").write_bytes(b"a pack of the repository that lost its config")
+    r = run_cli("--repo", str(target), "init", "--kdf-cost", "10", env=env)
+    assert r.code != 0 and "no config: a damaged repository" in r.stderr and "Traceback" not in r.stderr
+    assert os.listdir(target / "keys") == [stray] and not (target / "config").exists()
+
+
+def test_a_foreign_key_file_with_the_same_password_is_passed_over(tmp_path, env, repo):
+    """Whichever key file is listed first, the one whose master key opens the config is used;
+    `check` names the other as not this repository's."""
+    for _ in range(40):  # key ids are random: until the foreign one sorts first
+        stray = _stray_key(Path(repo))
+        if sorted(os.listdir(Path(repo) / "keys"))[0] == stray:
+            break
+        os.unlink(Path(repo) / "keys" / stray)
+    else:
+        raise AssertionError("the foreign key file never sorted first")
+    assert run_cli("--repo", repo, "snapshots", env=env).code == 0
+    r = run_cli("--repo", repo, "check", env=env)
+    assert r.code != 0 and f"keys/{stray}" in r.stdout

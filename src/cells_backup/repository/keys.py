@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -134,8 +135,14 @@ def list_key_files(backend: Backend) -> list[KeyFile]:
     return keys
 
 
-def open_master_key(backend: Backend, password: bytes) -> tuple[MasterKey, KeyFile]:
-    """Try the password on every key file; WrongPasswordError if none opens."""
+def open_master_key(backend: Backend, password: bytes,
+                    belongs: Callable[[MasterKey], bool] | None = None) -> tuple[MasterKey, KeyFile]:
+    """Try the password on every key file; WrongPasswordError if none opens.
+
+    ``belongs``: whether a master key is this repository's (it opens its config). A key file
+    left by an `init` interrupted before its config was written opens with the same password
+    but holds another master key: it is passed over.
+    """
     damaged: list[str] = []
     candidates: list[KeyFile] = []
     for name, _size in backend.list("keys/"):
@@ -146,10 +153,15 @@ def open_master_key(backend: Backend, password: bytes) -> tuple[MasterKey, KeyFi
     if not candidates and not damaged:
         raise IntegrityError("the repository has no key file (keys/ is empty): it cannot be opened; "
                              "put back a key file from a copy of the repository")
+    stray = False
     for key in candidates:
         master = unwrap(key, password)
         if master is not None:
-            return master, key
+            if belongs is None or belongs(master):
+                return master, key
+            stray = True
+    if stray:
+        raise IntegrityError("config: authentication failed (damaged or not from this repository)")
     if not candidates and damaged:
         raise IntegrityError(f"every key file is damaged ({', '.join(damaged)}); the repository cannot be opened")
     if damaged:

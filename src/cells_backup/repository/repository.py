@@ -35,6 +35,23 @@ DEFAULT_PACK_SIZE = 16 * 1024 * 1024
 DEFAULT_CHUNKER = {"min": 256 * 1024, "avg": 1024 * 1024, "max": 4 * 1024 * 1024}
 
 
+def _clear_interrupted_init(backend: Backend) -> None:
+    """Remove the key file of an `init` (or `copy` to a new target) killed before it wrote its
+    config: it holds a master key nothing was stored with, and would fail `check` beside the new
+    one. Key files next to stored data but no config are a damaged repository: left alone."""
+    leftovers = [name for name, _size in backend.list("keys/")]
+    if not leftovers:
+        return
+    for prefix in ("data/", "index/", "snapshots/"):
+        if next(iter(backend.list(prefix)), None) is not None:
+            raise CellsBackupError(
+                f"{backend.location} holds key files and {prefix.rstrip('/')} but no config: a damaged "
+                "repository; not creating one over it (restore its config, or choose another location)"
+            )
+    for name in leftovers:
+        backend.delete(name)
+
+
 def pack_name(pack: bytes | str) -> str:
     hexid = pack if isinstance(pack, str) else pack.hex()
     return f"data/{hexid[:2]}/{hexid}"
@@ -72,6 +89,7 @@ class Repository:
         moves only what the target lacks, without re-hashing."""
         if backend.exists_repository():
             raise CellsBackupError(f"a repository already exists at {backend.location}")
+        _clear_interrupted_init(backend)
         master = MasterKey.generate()
         if like is not None:
             master = MasterKey(master.encryption, like.master.identity)
@@ -95,13 +113,22 @@ class Repository:
     def open(cls, backend: Backend, password: bytes) -> Repository:
         if not backend.exists_repository():
             raise RepositoryNotFoundError(f"no repository at {backend.location} (create one with `init`)")
-        master, key = open_master_key(backend, password)
-        config = cls._read_config(backend, master)
+        sealed = backend.read("config")
+
+        def opens_config(master: MasterKey) -> bool:
+            try:
+                open_sealed(master.cipher(), sealed, "config")
+            except IntegrityError:
+                return False
+            return True
+
+        master, key = open_master_key(backend, password, belongs=opens_config)
+        config = cls._read_config(sealed, master)
         return cls(backend, master, config, key)
 
     @staticmethod
-    def _read_config(backend: Backend, master: MasterKey) -> dict:
-        plain = open_sealed(master.cipher(), backend.read("config"), "config")
+    def _read_config(sealed: bytes, master: MasterKey) -> dict:
+        plain = open_sealed(master.cipher(), sealed, "config")
         try:
             config = json.loads(plain)
             version = int(config["version"])
