@@ -86,10 +86,11 @@ def read_small(path: str, coder: BlobCoder, meta: bool, sent: set[bytes] | None 
             want = max(st.st_size + 1, 65536)
             data = os.read(fd, want)
             if len(data) == want:  # it grew since: read on to its end, or leave it to the archiver
-                parts = [data]
-                while len(data) < SMALL_FILE and (block := os.read(fd, want)):
+                parts, total = [data], len(data)
+                while total < SMALL_FILE and (block := os.read(fd, want)):
                     parts.append(block)
-                    data = b"".join(parts)
+                    total += len(block)
+                data = b"".join(parts)
         if st.st_size >= SMALL_FILE or len(data) >= SMALL_FILE:
             if WILLNEED is not None:
                 os.posix_fadvise(fd, 0, HINT_BYTES, WILLNEED)
