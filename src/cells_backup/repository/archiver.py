@@ -18,6 +18,7 @@ from typing import BinaryIO
 from pyfastcdc import FastCDC
 
 from . import tree
+from .chunker import stream_chunks
 from .fileread import (
     FAILED,
     GONE,
@@ -25,10 +26,8 @@ from .fileread import (
     SMALL,
     Answer,
     BlobCoder,
-    Prepend,
     ReadAhead,
     open_for_read,
-    read_full,
 )
 from .forked import can_fork
 from .fsmeta import base_node, node_type, read_xattrs
@@ -139,7 +138,6 @@ class Archiver:
         chunker = repo.config["chunker"]
         self._cdc = FastCDC(chunker["avg"], min_size=chunker["min"], max_size=chunker["max"],
                             seed=chunker["seed"])
-        self._max_chunk = chunker["max"]
         self._min_chunk = chunker["min"]
         self._read_ahead: ReadAhead | ReadWorkers | None = None  # while `archive` runs
         self._scanner: Scanner | None = None  # while a real directory tree is archived
@@ -464,14 +462,9 @@ class Archiver:
         return pending, size
 
     def _chunks(self, stream: BinaryIO) -> Iterator[memoryview]:
-        first = read_full(stream, self._max_chunk)
-        if len(first) < self._max_chunk:
-            chunks = self._cdc.cut_buf(first) if first else ()
-        else:
-            chunks = self._cdc.cut_stream(Prepend(first, stream))
-        for chunk in chunks:
-            yield chunk.data
-            self.progress.bytes += chunk.length
+        for chunk in stream_chunks(self._cdc, stream):
+            yield chunk
+            self.progress.bytes += len(chunk)
 
     def _archive_virtual(self, vd: VirtualDir, name: str) -> dict:
         now = time.time_ns()

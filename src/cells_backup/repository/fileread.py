@@ -7,14 +7,12 @@ cannot be forked) or in a worker process (`read_workers`).
 
 from __future__ import annotations
 
-import io
 import os
 import stat
 import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO
 
 from .fsmeta import read_xattrs
 
@@ -231,42 +229,3 @@ class ReadAhead:
                     slot.result = result
                 if self._wanted is not None and self._wanted.result is not None:
                     self._done.notify()
-
-
-def read_full(stream: BinaryIO, size: int) -> bytes:
-    """Up to ``size`` bytes, fewer only at the end: raw streams and pipes return short reads."""
-    data = stream.read(size)
-    if data is None or len(data) >= size or not data:
-        return data or b""
-    parts = [data]
-    got = len(data)
-    while got < size:
-        more = stream.read(size - got)
-        if not more:
-            break
-        parts.append(more)
-        got += len(more)
-    return b"".join(parts)
-
-
-class Prepend(io.RawIOBase):
-    """A stream that first returns ``head`` and then the rest of ``stream``."""
-
-    def __init__(self, head: bytes, stream: BinaryIO) -> None:
-        self._head = memoryview(head)
-        self._stream = stream
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf) -> int:  # type: ignore[override]
-        if self._head:
-            n = min(len(buf), len(self._head))
-            buf[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        if hasattr(self._stream, "readinto"):
-            return self._stream.readinto(buf) or 0
-        data = self._stream.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)

@@ -33,11 +33,10 @@ _MIN_SAVING = 0.03
 
 def encode_blob(cipher: AESGCM, compressor: zstandard.ZstdCompressor, data: bytes | memoryview) -> bytes | bytearray:
     """Compress when it pays, then encrypt: the stored form of one blob."""
-    raw = bytes(data)
-    packed = compressor.compress(raw) if len(raw) >= 64 else raw
-    if len(packed) < len(raw) * (1 - _MIN_SAVING):
+    packed = compressor.compress(data) if len(data) >= 64 else data
+    if len(packed) < len(data) * (1 - _MIN_SAVING):
         return seal_buffer(cipher, b"\x01" + packed)
-    return seal_buffer(cipher, b"\x00" + raw)
+    return seal_buffer(cipher, b"\x00" + data)
 
 
 _local = threading.local()

@@ -64,6 +64,8 @@ class BlobWriter:
     def save(self, type: int, data: bytes | memoryview, blob: bytes | None = None, level: int | None = None) -> bytes:
         """Store ``data`` unless the repository already has it; returns its id.
 
+        ``data`` is kept as it is until a worker has stored it (no copy): the caller must not
+        change it afterwards (the chunker's views are of buffers nothing writes to again).
         `level`: zstd level for this blob instead of the repository's (database dumps use a faster one).
         """
         self._raise_pending_error()
@@ -73,10 +75,11 @@ class BlobWriter:
             if not self.index.add(blob, None, 0, 0, len(data), type):
                 self.stats.blobs_known += 1
                 return blob
-        self._queue(type, blob, bytes(data), level, None)
+        self._queue(type, blob, data, level, None)
         return blob
 
-    def _queue(self, type: int, blob: bytes | None, raw: bytes, level: int | None, future: Future | None) -> None:
+    def _queue(self, type: int, blob: bytes | None, raw: bytes | memoryview, level: int | None,
+               future: Future | None) -> None:
         """Hand a blob to a worker (`_store`) once it fits in the memory bound."""
         with self._budget:
             while self._inflight > 0 and self._inflight + len(raw) > self._max_inflight:
@@ -100,13 +103,13 @@ class BlobWriter:
 
     def save_unhashed(self, type: int, data: bytes | memoryview, level: int | None = None) -> Future:
         """Like `save`, but hashed by a worker too: the caller goes on reading and chunking while
-        the id is computed; the returned future gives it."""
+        the id is computed; the returned future gives it. ``data`` is kept as `save` keeps it."""
         self._raise_pending_error()
         future: Future = Future()
-        self._queue(type, None, bytes(data), level, future)
+        self._queue(type, None, data, level, future)
         return future
 
-    def encode(self, data: bytes, level: int | None = None) -> bytes:
+    def encode(self, data: bytes | memoryview, level: int | None = None) -> bytes:
         """Compress and encrypt a blob; safe from any thread (reader threads use it)."""
         return encode_blob(self.repo.cipher, self._compressor(level), data)
 
@@ -208,7 +211,8 @@ class BlobWriter:
             comp = per_level[level] = self.repo.compressor(level)
         return comp
 
-    def _store(self, type: int, blob: bytes | None, raw: bytes, level: int | None, future: Future | None) -> None:
+    def _store(self, type: int, blob: bytes | None, raw: bytes | memoryview, level: int | None,
+               future: Future | None) -> None:
         """In a worker: (hash, deduplicate,) compress, encrypt and pack one blob."""
         try:
             if self._error is not None:
