@@ -7,7 +7,6 @@ an incremental run over an unchanged tree only reads directories.
 
 from __future__ import annotations
 
-import io
 import os
 import stat
 import time
@@ -28,6 +27,7 @@ from .fileread import (
     BlobCoder,
     ReadAhead,
     open_for_read,
+    open_large,
 )
 from .forked import can_fork
 from .fsmeta import base_node, node_type, read_xattrs
@@ -411,7 +411,7 @@ class Archiver:
                 self._error(path, f"cannot open: {exc.strerror}")
             return None
         try:
-            with io.FileIO(fd, "rb", closefd=False) as f:
+            with open_large(fd, st.st_size) as f:
                 content, size = self._store_file(f)
             self._check_unchanged_while_read(path, st, os.fstat(fd), size)
             return content, size

@@ -22,6 +22,7 @@ from typing import BinaryIO
 from pyfastcdc import FastCDC
 
 BLOCK = 8 * 1024 * 1024
+ALIGN = 4096  # reads past the page cache want page-aligned buffers and lengths
 _HUGEPAGE = getattr(mmap, "MADV_HUGEPAGE", None)
 
 
@@ -37,27 +38,36 @@ def _fill(stream: BinaryIO, view: memoryview) -> int:
 
 
 def stream_chunks(cdc: FastCDC, stream: BinaryIO, block: int = BLOCK) -> Iterator[memoryview]:
-    """The chunks of ``stream`` in order; each stays valid for as long as it is referenced."""
+    """The chunks of ``stream`` in order; each stays valid for as long as it is referenced.
+
+    Every read goes to a page-aligned place of the block, for a whole number of pages: what
+    reads that bypass the page cache (`fileread.UncachedFile`) need.
+    """
     block = max(block, 2 * cdc.max_size)  # a carried chunk plus a block always holds a whole chunk
+    block = -(-block // ALIGN) * ALIGN
     carry: memoryview | None = None
     while True:
         kept = len(carry) if carry is not None else 0
-        buf = mmap.mmap(-1, kept + block, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        head = -(-kept // ALIGN) * ALIGN  # the carried chunk ends where the aligned read starts
+        buf = mmap.mmap(-1, head + block, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         if _HUGEPAGE is not None:
             with contextlib.suppress(OSError):  # kernels without transparent huge pages refuse it
                 buf.madvise(_HUGEPAGE)  # fewer page faults for the fresh block
         view = memoryview(buf)
         if carry is not None:
-            view[:kept] = carry
+            view[head - kept : head] = carry
             carry = None
-        filled = kept + _fill(stream, view[kept:])
-        last = filled < len(view)  # the stream ended in this block
-        if filled:
-            for chunk in cdc.cut_buf(view[:filled]):
-                if not last and chunk.offset + chunk.length == filled:
+        got = _fill(stream, view[head:])
+        last = got < block  # the stream ended in this block
+        data = view[head - kept : head + got]
+        if data:
+            end = len(data)
+            for chunk in cdc.cut_buf(data):
+                if not last and chunk.offset + chunk.length == end:
                     carry = chunk.data  # may be cut elsewhere once more data follows
                     break
                 yield chunk.data
+        data.release()
         view.release()  # the chunks' own views keep the mapping alive while they are used
         if last:
             return

@@ -1,5 +1,6 @@
 """Reading source files for the archiver: small ones whole and ahead of time (hashed and
-encoded by the reader), large ones hinted to the kernel and then streamed in full-sized reads.
+encoded by the reader), large ones hinted to the kernel and then streamed in full-sized reads,
+the largest past the page cache when it does not hold them (`open_large`).
 
 `read_small` is what a reader does with one file, in a thread here (`ReadAhead`, where processes
 cannot be forked) or in a worker process (`read_workers`).
@@ -7,6 +8,9 @@ cannot be forked) or in a worker process (`read_workers`).
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import io
 import os
 import stat
 import threading
@@ -20,6 +24,9 @@ SMALL_FILE = 1024 * 1024  # files below this size are read whole (and encoded) a
 READ_THREADS = 2  # reads wait for the disk: a few threads keep it busy; more only fight for the GIL
 HINT_BYTES = 8 * 1024 * 1024  # of a larger file, the part the kernel is asked to read ahead
 WILLNEED = getattr(os, "POSIX_FADV_WILLNEED", None) if hasattr(os, "posix_fadvise") else None
+UNCACHED_MIN = 32 * 1024 * 1024  # files from this size are read past the page cache when it lacks them
+_O_DIRECT = getattr(os, "O_DIRECT", 0)
+_RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
 
 # What reading a file ahead gives the archiver (a tuple: it crosses process boundaries, cheaply):
 #   (SMALL, stat before, xattrs, stat after, size, blobs) -- blobs: [(id, length, stored or None)],
@@ -90,7 +97,7 @@ def read_small(path: str, coder: BlobCoder, meta: bool, sent: set[bytes] | None 
                     total += len(block)
                 data = b"".join(parts)
         if st.st_size >= SMALL_FILE or len(data) >= SMALL_FILE:
-            if WILLNEED is not None:
+            if WILLNEED is not None and st.st_size < UNCACHED_MIN:  # the largest may skip the cache
                 os.posix_fadvise(fd, 0, HINT_BYTES, WILLNEED)
             return (LARGE, stat_fields(st) if meta else None, xattrs)
         after = stat_fields(os.fstat(fd))
@@ -229,3 +236,62 @@ class ReadAhead:
                     slot.result = result
                 if self._wanted is not None and self._wanted.result is not None:
                     self._done.notify()
+
+
+def open_large(fd: int, size: int) -> io.RawIOBase:
+    """A stream of an open file for the archiver, which reads it once, in page-aligned blocks.
+
+    A large file the page cache does not hold is read past it (O_DIRECT): the disk writes into
+    the chunker's block, and the kernel neither copies it nor fills and then evicts pages for it,
+    pushing out what the server itself keeps cached. A file partly cached stays read the usual
+    way, as does any file where the system refuses direct reads.
+    """
+    if size >= UNCACHED_MIN and _O_DIRECT and _RWF_NOWAIT and not _cached(fd):
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETFL, flags | _O_DIRECT)
+        except OSError:  # a filesystem without direct I/O
+            pass
+        else:
+            return _Uncached(fd, flags)
+    return io.FileIO(fd, "rb", closefd=False)
+
+
+def _cached(fd: int) -> bool:
+    """Whether the page cache holds the file's page after the part readers hint (`_open_ahead`);
+    a read that may not wait for the disk tells, without reading anything into the cache."""
+    try:
+        os.preadv(fd, [bytearray(1)], SMALL_FILE, _RWF_NOWAIT)
+    except BlockingIOError:
+        return False
+    except OSError:  # not supported here: read it the usual way
+        return True
+    return True
+
+
+class _Uncached(io.RawIOBase):
+    """Direct reads of a file; should one be refused (an unaligned end, a filesystem that only
+    pretends), the file is read on the usual way from where it stopped."""
+
+    def __init__(self, fd: int, flags: int) -> None:
+        self._fd = fd
+        self._flags = flags  # without O_DIRECT
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:  # type: ignore[override]
+        try:
+            return os.readv(self._fd, [buf])
+        except OSError as exc:
+            if exc.errno != errno.EINVAL or self._flags is None:
+                raise
+        fcntl.fcntl(self._fd, fcntl.F_SETFL, self._flags)
+        self._flags = None
+        return os.readv(self._fd, [buf])
+
+    def close(self) -> None:
+        if self._flags is not None:  # the descriptor is the caller's: leave it as it was given
+            fcntl.fcntl(self._fd, fcntl.F_SETFL, self._flags)
+            self._flags = None
+        super().close()
