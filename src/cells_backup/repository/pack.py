@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import struct
 import threading
+from collections.abc import Callable
+from typing import Protocol
 
 import zstandard
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..errors import IntegrityError
-from .crypto import OVERHEAD, blob_id, open_sealed, seal, seal_buffer
+from .crypto import OVERHEAD, blob_id, content_hash, open_sealed, seal, seal_buffer
 from .index import PackEntry
 
 _MAGIC = b"CBPK\x01"
@@ -87,34 +89,77 @@ def decode_blob(
     return data
 
 
+class PackSink(Protocol):
+    """Where a pack's bytes go as they come (`backends.pack_file.PackFile`)."""
+
+    size: int
+
+    def write(self, data: bytes | bytearray | memoryview) -> None: ...
+
+    def commit(self, name_of: Callable[[str], str]) -> str: ...
+
+    def abort(self) -> None: ...
+
+
 class PackBuilder:
     """Accumulates stored blobs until the pack is big enough to write.
 
-    One growing buffer, returned as is by `finish`: no second copy of a whole pack in memory.
+    With ``open_sink`` (a local repository's data packs) the blobs are streamed to the sink it
+    opens at the first blob, and nothing of the pack stays in memory; without, they go to one
+    growing buffer, returned as is by `finish`: no second copy of a whole pack in memory.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, open_sink: Callable[[], PackSink] | None = None) -> None:
         self.buffer = bytearray()
         self.entries: list[PackEntry] = []
+        self.size = 0
+        self._open_sink = open_sink
+        self.sink: PackSink | None = None
 
-    @property
-    def size(self) -> int:
-        return len(self.buffer)
+    def add(self, type: int, blob: bytes, stored: bytes | bytearray, raw_length: int) -> None:
+        if self._open_sink is not None:
+            if self.sink is None:
+                self.sink = self._open_sink()
+            self.sink.write(stored)
+        else:
+            self.buffer += stored
+        self.entries.append(PackEntry(type, blob, self.size, len(stored), raw_length))
+        self.size += len(stored)
 
-    def add(self, type: int, blob: bytes, stored: bytes, raw_length: int) -> None:
-        self.entries.append(PackEntry(type, blob, len(self.buffer), len(stored), raw_length))
-        self.buffer += stored
-
-    def finish(self, cipher: AESGCM) -> bytearray:
+    def trailer(self, cipher: AESGCM) -> bytes:
+        """What follows the blobs: the sealed header and its length."""
         header = bytearray(_MAGIC)
         header += struct.pack("<I", len(self.entries))
         for e in self.entries:
             header += _ENTRY.pack(e.type, e.id, e.offset, e.length, e.raw_length)
         sealed = seal(cipher, bytes(header))
+        return sealed + struct.pack("<I", len(sealed))
+
+    def finish(self, cipher: AESGCM) -> bytearray:
+        """The whole pack, of a builder without a sink."""
         data, self.buffer = self.buffer, bytearray()
-        data += sealed
-        data += struct.pack("<I", len(sealed))
+        data += self.trailer(cipher)
         return data
+
+    def store(self, cipher: AESGCM, write: Callable[[str, bytearray], None],
+              name_of: Callable[[str], str]) -> tuple[bytes, int]:
+        """Finish the pack and store it under ``name_of(its hash)``: the sink commits it, or
+        ``write`` stores the buffer. Returns the pack's id and size."""
+        if self.sink is None:
+            data = self.finish(cipher)
+            hexid = content_hash(data)
+            write(name_of(hexid), data)
+            return bytes.fromhex(hexid), len(data)
+        self.sink.write(self.trailer(cipher))
+        size = self.sink.size
+        return bytes.fromhex(self.sink.commit(name_of)), size
+
+    def abort(self) -> None:
+        """Drop a pack that will not be stored (its sink's temp file goes too)."""
+        if self.sink is not None:
+            self.sink.abort()
+            self.sink = None
+        self.buffer = bytearray()
 
 
 def header_length(tail: bytes, pack_size: int, what: str) -> int:

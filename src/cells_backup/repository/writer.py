@@ -12,7 +12,6 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .crypto import content_hash
 from .index import DATA, TREE, ChunkIndex, PackEntry, encode_index, merge_index_files
 from .pack import PackBuilder, encode_blob
 from .repository import Repository, pack_name
@@ -44,7 +43,8 @@ class BlobWriter:
         self._inflight = 0
         self._max_inflight = max_inflight
         # Trees and data go to separate packs, so listing a snapshot never downloads file data.
-        self._builders = {DATA: PackBuilder(), TREE: PackBuilder()}
+        self._open_pack = getattr(repo.backend, "open_pack", None)  # data packs streamed to disk
+        self._builders = self._new_builders()
         self._unsaved_packs: dict[bytes, list[PackEntry]] = {}
         self._written_index: list[str] = []
         self._error: BaseException | None = None
@@ -145,7 +145,7 @@ class BlobWriter:
             self.stats.bytes_new += raw_length
             if builder.size < self.repo.pack_size:
                 return None
-            self._builders[type] = PackBuilder()
+            self._builders[type] = self._new_builders()[type]
             if count_pending:
                 self._pending += 1
             return builder
@@ -171,13 +171,22 @@ class BlobWriter:
 
     def flush(self) -> list[str]:
         """Wait for queued blobs, write the last pack and index; returns new index file ids."""
+        try:
+            return self._flush()
+        except BaseException:
+            self.close()  # the packs left unfinished leave no temp files
+            raise
+
+    def _flush(self) -> list[str]:
         self._wait_idle()
         self._raise_pending_error()
         with self._lock:
-            builders, self._builders = self._builders, {DATA: PackBuilder(), TREE: PackBuilder()}
+            builders, self._builders = self._builders, self._new_builders()
         for builder in builders.values():
             if builder.entries:
                 self._write_pack(builder)
+            else:
+                builder.abort()
         self._raise_pending_error()
         self._write_index(final=True)
         self._pool.shutdown(wait=True)
@@ -191,6 +200,10 @@ class BlobWriter:
                 self._write_index(final=False)
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
+            with self._lock:
+                builders, self._builders = self._builders, self._new_builders()
+            for builder in builders.values():  # unfinished packs: their temp files go
+                builder.abort()
 
     # --------------------------------------------------------------- internals
     def _raise_pending_error(self) -> None:
@@ -241,15 +254,22 @@ class BlobWriter:
                 self._pending -= 1
                 self._idle.notify_all()
 
+    def _new_builders(self) -> dict[int, PackBuilder]:
+        # Trees stay in memory: their packs are small, and a backend without `open_pack` (remote,
+        # or fault-injecting) gets every pack whole through `write`.
+        return {DATA: PackBuilder(self._open_pack), TREE: PackBuilder()}
+
     def _write_pack(self, builder: PackBuilder) -> None:
-        data = builder.finish(self.repo.cipher)
-        pack = bytes.fromhex(content_hash(data))
-        self.repo.backend.write(pack_name(pack), data)
+        try:
+            pack, size = builder.store(self.repo.cipher, self.repo.backend.write, pack_name)
+        except BaseException:
+            builder.abort()
+            raise
         with self._lock:
             for e in builder.entries:
                 self.index.add(e.id, pack, e.offset, e.length, e.raw_length, e.type)
             self._unsaved_packs[pack] = builder.entries
-            self.stats.bytes_stored += len(data)
+            self.stats.bytes_stored += size
             self.stats.packs += 1
         # An index file per pack lets an interrupted run's data be re-used; they are
         # merged into one at the end of a successful run.

@@ -282,6 +282,8 @@ class FaultyBackend:
         """Close the wrapped backend."""
         self.inner.close()
 
+    open_pack = None  # packs go through `write`, where the plan's faults apply
+
     def __getattr__(self, attr: str) -> object:
         if attr == "inner":  # not yet set (copy, pickle): avoid endless recursion
             raise AttributeError(attr)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 from ...errors import AlreadyExistsError, BackendError, NotFoundError
 from .direct_write import write_direct
+from .pack_file import PackFile
 
 TEMP_SUFFIX = ".tmp"
 
@@ -148,6 +149,10 @@ class LocalBackend:
             if exc.errno == errno.ENOSPC:
                 raise BackendError(f"no space left on device writing {path}") from None
             raise BackendError(f"cannot write {path}: {_describe(exc)}") from None
+
+    def open_pack(self) -> PackFile:
+        """A data pack to write as its blobs come (`pack_file`), named once complete."""
+        return PackFile(self.root, self._path("data"), TEMP_SUFFIX, _fsync_dir)
 
     def delete(self, name: str) -> None:
         path = self._path(name)
