@@ -132,7 +132,14 @@ class BlobWriter:
                 return True
         full = self._append(type, blob, stored, raw_length, count_pending=True)
         if full is not None:
-            self._pool.submit(self._write_pack_task, full)
+            try:
+                self._pool.submit(self._write_pack_task, full)
+            except BaseException:  # Ctrl-C lands here too: the pack is dropped, not counted
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()
+                full.abort()
+                raise
         return True
 
     def _append(self, type: int, blob: bytes, stored: bytes, raw_length: int, *,
@@ -193,9 +200,13 @@ class BlobWriter:
         return list(self._written_index)
 
     def close(self, flush_complete: bool = False) -> None:
-        """Stop after an error: keep what is fully stored (indexed), drop the rest."""
+        """Stop after an error: keep what is fully stored (indexed), drop the rest.
+
+        It waits for the workers themselves, not for the count of pending tasks: an error or a
+        Ctrl-C in the caller may have come between counting a task and handing it over.
+        """
         try:
-            self._wait_idle()
+            self._pool.shutdown(wait=True)
             if flush_complete and self._error is None:
                 self._write_index(final=False)
         finally:
