@@ -3,6 +3,7 @@ it always was, and the backup leaves the server's page cache as it found it."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import io
 import mmap
@@ -48,17 +49,24 @@ def _cached(path, offset: int) -> bool:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def _large(path):
+    """The archiver's stream of a large file; the descriptor must come back as it was given."""
+    fd = open_for_read(str(path))
+    try:
+        with open_large(fd, os.fstat(fd).st_size) as stream:
+            yield stream
+        assert not fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT
+    finally:
+        os.close(fd)
+
+
 def test_a_cold_large_file_is_read_whole_without_filling_the_page_cache(tmp_path):
     data = _data(SIZE)
     path = tmp_path / "disk.img"
     _cold_file(path, data)
-    fd = open_for_read(str(path))
-    try:
-        with open_large(fd, SIZE) as stream:
-            chunks = [bytes(c) for c in stream_chunks(CDC, stream)]
-        assert not fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT  # the descriptor is left as given
-    finally:
-        os.close(fd)
+    with _large(path) as stream:
+        chunks = [bytes(c) for c in stream_chunks(CDC, stream)]
     assert chunks == [bytes(c.data) for c in CDC.cut_stream(io.BytesIO(data))]
     assert not _cached(path, SIZE // 2) and not _cached(path, SIZE - 1)
 
@@ -70,13 +78,8 @@ def test_a_cached_or_smaller_file_is_read_the_usual_way(tmp_path):
     small = tmp_path / "small.bin"
     _cold_file(small, _data(UNCACHED_MIN - 1))
     for p in (path, small):
-        fd = open_for_read(str(p))
-        try:
-            with open_large(fd, os.fstat(fd).st_size) as stream:
-                assert isinstance(stream, io.FileIO)
-                assert not fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT
-        finally:
-            os.close(fd)
+        with _large(p) as stream:
+            assert isinstance(stream, io.FileIO)
 
 
 def test_a_refused_direct_read_goes_on_the_usual_way(tmp_path):
@@ -84,13 +87,9 @@ def test_a_refused_direct_read_goes_on_the_usual_way(tmp_path):
     path = tmp_path / "disk.img"
     _cold_file(path, data)
     buf = mmap.mmap(-1, 3 * 4096)
-    fd = open_for_read(str(path))
-    try:
-        with open_large(fd, SIZE) as stream:
-            first = stream.readinto(memoryview(buf)[1 : 1 + 4096])  # unaligned: a direct read is refused
-            rest = stream.read()
-    finally:
-        os.close(fd)
+    with _large(path) as stream:
+        first = stream.readinto(memoryview(buf)[1 : 1 + 4096])  # unaligned: a direct read is refused
+        rest = stream.read()
     assert first == 4096
     assert buf[1 : 1 + 4096] + rest == data
 
