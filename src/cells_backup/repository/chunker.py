@@ -3,7 +3,7 @@
 pyfastcdc's stream chunker reads into one reused buffer: every chunk had to be copied out before
 the next one was cut, and the unread tail was moved to the buffer's front before each refill
 (together about two copies of every byte, in the thread that reads). Here each block is read into
-a fresh anonymous mapping (no zero-fill) and cut in place; the chunks are views of it, which the
+a fresh anonymous mapping and cut in place; the chunks are views of it, which the
 writer keeps as they are, and only the block's last, unfinished chunk is copied, to the front of
 the next block.
 
@@ -41,7 +41,7 @@ def stream_chunks(cdc: FastCDC, stream: BinaryIO, block: int = BLOCK) -> Iterato
     """The chunks of ``stream`` in order; each stays valid for as long as it is referenced.
 
     Every read goes to a page-aligned place of the block, for a whole number of pages: what
-    reads that bypass the page cache (`fileread.UncachedFile`) need.
+    reads that bypass the page cache (`fileread.open_large`) need.
     """
     block = max(block, 2 * cdc.max_size)  # a carried chunk plus a block always holds a whole chunk
     block = -(-block // ALIGN) * ALIGN

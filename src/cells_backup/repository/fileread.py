@@ -243,8 +243,9 @@ def open_large(fd: int, size: int) -> io.RawIOBase:
 
     A large file the page cache does not hold is read past it (O_DIRECT): the disk writes into
     the chunker's block, and the kernel neither copies it nor fills and then evicts pages for it,
-    pushing out what the server itself keeps cached. A file partly cached stays read the usual
-    way, as does any file where the system refuses direct reads.
+    pushing out what the server itself keeps cached. A file whose start is cached (the page
+    after the part readers hint) is read the usual way, as is any file where the system refuses
+    direct reads.
     """
     if size >= UNCACHED_MIN and _O_DIRECT and _RWF_NOWAIT and not _cached(fd):
         flags = fcntl.fcntl(fd, fcntl.F_GETFL)
@@ -271,7 +272,7 @@ def _cached(fd: int) -> bool:
 
 class _Uncached(io.RawIOBase):
     """Direct reads of a file; should one be refused (an unaligned end, a filesystem that only
-    pretends), the file is read on the usual way from where it stopped."""
+    pretends), the file is read the usual way from where it stopped."""
 
     def __init__(self, fd: int, flags: int) -> None:
         self._fd = fd
