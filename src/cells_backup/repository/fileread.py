@@ -260,7 +260,8 @@ def open_large(fd: int, size: int) -> io.RawIOBase:
 
 def _cached(fd: int) -> bool:
     """Whether the page cache holds the file's page after the part readers hint (`_open_ahead`);
-    a read that may not wait for the disk tells, without reading anything into the cache."""
+    a read that may not wait for the disk tells (the kernel then reads only a few pages around
+    it into the cache)."""
     try:
         os.preadv(fd, [bytearray(1)], SMALL_FILE, _RWF_NOWAIT)
     except BlockingIOError:

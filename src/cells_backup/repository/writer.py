@@ -152,7 +152,7 @@ class BlobWriter:
             self.stats.bytes_new += raw_length
             if builder.size < self.repo.pack_size:
                 return None
-            self._builders[type] = self._new_builders()[type]
+            self._builders[type] = self._new_builder(type)
             if count_pending:
                 self._pending += 1
             return builder
@@ -266,9 +266,12 @@ class BlobWriter:
                 self._idle.notify_all()
 
     def _new_builders(self) -> dict[int, PackBuilder]:
+        return {DATA: self._new_builder(DATA), TREE: self._new_builder(TREE)}
+
+    def _new_builder(self, type: int) -> PackBuilder:
         # Trees stay in memory: their packs are small, and a backend without `open_pack` (remote,
         # or fault-injecting) gets every pack whole through `write`.
-        return {DATA: PackBuilder(self._open_pack), TREE: PackBuilder()}
+        return PackBuilder(self._open_pack if type == DATA else None)
 
     def _write_pack(self, builder: PackBuilder) -> None:
         try:

@@ -29,6 +29,27 @@ def _buffer() -> mmap.mmap:
     return buf
 
 
+def write_piece(fd: int, buffer: mmap.mmap, used: int, flags: int) -> bool:
+    """Write ``buffer[:used]`` at ``fd``'s position past the page cache (``fd`` has O_DIRECT,
+    ``flags`` are its flags without it). A last, partial page is padded for the disk and cut off
+    again: the file ends as if only ``used`` bytes were written. A short write (a full disk) turns
+    O_DIRECT off and writes the rest the usual way, which reports ENOSPC; returns whether O_DIRECT
+    is still on. A refused write (EINVAL) raises, with nothing written."""
+    size = -(-used // ALIGN) * ALIGN
+    if size > used:
+        buffer[used:size] = bytes(size - used)
+    written = os.write(fd, memoryview(buffer)[:size])
+    if written >= used:
+        if size > used:
+            os.ftruncate(fd, os.lseek(fd, used - written, os.SEEK_CUR))
+        return True
+    fcntl.fcntl(fd, fcntl.F_SETFL, flags)
+    rest = memoryview(buffer)[written:used]
+    while rest:
+        rest = rest[os.write(fd, rest) :]
+    return False
+
+
 def write_direct(fd: int, data: bytes | memoryview) -> bool:
     """Write ``data`` to the empty file ``fd`` bypassing the page cache; False, with the file left
     empty and ``fd`` as it was, when this filesystem or platform does not allow it."""
@@ -45,17 +66,11 @@ def write_direct(fd: int, data: bytes | memoryview) -> bool:
         for start in range(0, len(view), PIECE):
             piece = view[start : start + PIECE]
             buf[: len(piece)] = piece
-            size = -(-len(piece) // ALIGN) * ALIGN  # the last piece is padded, then cut off below
-            if size > len(piece):
-                buf[len(piece) : size] = bytes(size - len(piece))
-            written = os.write(fd, memoryview(buf)[:size])
-            if written < len(piece):  # a full disk: the usual writes of the rest say so (ENOSPC)
-                fcntl.fcntl(fd, fcntl.F_SETFL, flags)
-                rest = view[start + written :]
+            if not write_piece(fd, buf, len(piece), flags):  # a full disk: the rest says so
+                rest = view[start + len(piece) :]
                 while rest:
                     rest = rest[os.write(fd, rest) :]
                 break
-        os.ftruncate(fd, len(view))
         return True
     except OSError as exc:
         if exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP):

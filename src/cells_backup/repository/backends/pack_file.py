@@ -21,7 +21,7 @@ from collections.abc import Callable
 import blake3
 
 from ...errors import BackendError
-from .direct_write import ALIGN, PIECE
+from .direct_write import PIECE, write_piece
 
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
 
@@ -96,29 +96,20 @@ class PackFile:
             self._buffer.close()
 
     def _drain(self) -> None:
-        """Write out the buffer: whole pages when direct (the last ones padded, then cut off)."""
+        """Write out the buffer: past the page cache while the filesystem allows it."""
         used, self._used = self._used, 0
         if not used:
             return
-        view = memoryview(self._buffer)[:used]
         if self._direct:
-            size = -(-used // ALIGN) * ALIGN
-            if size > used:
-                self._buffer[used:size] = bytes(size - used)
             try:
-                written = os.write(self._fd, memoryview(self._buffer)[:size])
+                self._direct = write_piece(self._fd, self._buffer, used, self._flags)
+                return
             except OSError as exc:
                 if exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP):
                     raise
-                written = 0  # refused after all: the usual way from here on
-            if written >= used:
-                if size > used:  # the padding is cut off; only a pack's last write is not whole
-                    os.ftruncate(self._fd, self.size)
-                    os.lseek(self._fd, self.size, os.SEEK_SET)
-                return
-            fcntl.fcntl(self._fd, fcntl.F_SETFL, self._flags)
+            fcntl.fcntl(self._fd, fcntl.F_SETFL, self._flags)  # refused after all: the usual way on
             self._direct = False
-            view = view[written:]  # a full disk: the usual writes of the rest say so (ENOSPC)
+        view = memoryview(self._buffer)[:used]
         while view:
             view = view[os.write(self._fd, view) :]
 
