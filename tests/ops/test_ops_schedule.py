@@ -109,6 +109,52 @@ def test_default_command_is_absolute():
     assert command == [command[0]] or command[1:] == ["-m", "cells_backup"]
 
 
+def _script(path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\nexit 0\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+@pytest.fixture
+def other_on_path(tmp_path, monkeypatch):
+    """Another cells-backup first on PATH (another installation, a version manager's shim): never chosen."""
+    other = _script(tmp_path / "elsewhere" / "cells-backup")
+    monkeypatch.setenv("PATH", f"{os.path.dirname(other)}:{os.environ.get('PATH', '')}")
+    return other
+
+
+def test_units_run_the_command_being_run_through_its_link(tmp_path, monkeypatch, other_on_path):
+    """`/usr/local/bin/cells-backup schedule --systemd` -> ExecStart is the virtualenv's script the link points to."""
+    installed = _script(tmp_path / "opt" / "cells-backup" / "bin" / "cells-backup")
+    link = tmp_path / "usr-local-bin" / "cells-backup"
+    link.parent.mkdir()
+    link.symlink_to(installed)
+    monkeypatch.setattr(sys, "argv", [str(link), "schedule", "--systemd"])
+    assert resolve_command() == [installed]
+    service = parse_unit(systemd_units("/etc/cells-backup/config.toml")[SERVICE_NAME])["Service"]
+    assert service["ExecStart"] == f"{installed} --config /etc/cells-backup/config.toml run"
+    assert shlex.split(cron_line("/c.toml", minute=5))[5] == installed
+
+
+def test_python_m_uses_the_script_beside_the_running_python(tmp_path, monkeypatch, other_on_path):
+    venv_bin = tmp_path / "venv" / "bin"
+    beside = _script(venv_bin / "cells-backup")
+    monkeypatch.setattr(sys, "argv", [str(tmp_path / "src" / "cells_backup" / "__main__.py")])
+    monkeypatch.setattr(sys, "executable", str(venv_bin / "python"))
+    assert resolve_command() == [beside]
+
+
+def test_python_m_without_a_script_keeps_the_interpreter_unresolved(tmp_path, monkeypatch, other_on_path):
+    """A virtualenv's python is a symlink: resolving it would run the base interpreter without the venv."""
+    venv_bin = tmp_path / "venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "python").symlink_to(sys.executable)
+    monkeypatch.setattr(sys, "argv", ["-m"])
+    monkeypatch.setattr(sys, "executable", str(venv_bin / "python"))
+    assert resolve_command() == [str(venv_bin / "python"), "-m", "cells_backup"]
+
+
 def test_install_writes_0644_files(tmp_path, exe):
     units = systemd_units("/etc/cells-backup/config.toml", executable=exe)
     paths = install_systemd(units, directory=str(tmp_path))

@@ -29,17 +29,30 @@ _READ_ONLY_UNDER_FULL = ("/usr", "/boot", "/efi", "/etc")
 
 
 def resolve_command(executable: str | None = None) -> list[str]:
-    """The absolute command that starts cells-backup: the given path, the installed script, or python -m."""
+    """The absolute command that starts this cells-backup: the given path, else the one running now.
+
+    The one running now is the `cells-backup` script being executed (a link such as
+    /usr/local/bin/cells-backup resolved to the virtualenv's script, which survives upgrades), else
+    the script beside this interpreter, else this interpreter with `-m cells_backup`. Never a
+    `cells-backup` found on PATH: that may be another installation, or a version manager's shim.
+    """
     if executable:
         path = shutil.which(executable) if os.sep not in executable else executable
         if not path or not os.access(path, os.X_OK):
             raise UsageError(f"{executable} is not an executable file")
         return [os.path.abspath(path)]
+    running = sys.argv[0] if sys.argv else ""
+    if os.path.basename(running) == "cells-backup" and _is_executable_file(running):
+        return [os.path.realpath(running)]
     beside_python = Path(sys.executable).parent / "cells-backup"  # the venv's script, even if not on PATH
-    for candidate in (str(beside_python), shutil.which("cells-backup")):
-        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return [os.path.abspath(candidate)]
+    if _is_executable_file(str(beside_python)):
+        return [os.path.abspath(beside_python)]
+    # Not resolved: a virtualenv's python is a symlink whose target would lose the virtualenv.
     return [os.path.abspath(sys.executable), "-m", "cells_backup"]
+
+
+def _is_executable_file(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.X_OK)
 
 
 def _systemd_quote(arg: str) -> str:
