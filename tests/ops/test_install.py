@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tarfile
 from io import BytesIO
 from pathlib import Path
@@ -77,7 +78,9 @@ def test_install_run_upgrade_uninstall(tmp_path, layout):
     where = ("--prefix", str(prefix), "--bin-dir", str(bin_dir))
     version = current_version()
 
-    first = run_installer(src, *where)
+    # No PYTHON, and another python3 (this test run's) first on PATH: Debian's is still the one used.
+    path_first = f"{os.path.dirname(sys.executable)}:{os.environ.get('PATH', '')}"
+    first = run_installer(src, *where, env=installer_env(python=None, PATH=path_first))
     assert first.returncode == 0, first.stderr
     link = bin_dir / "cells-backup"
     assert f"installed cells-backup {version} in {prefix}" in first.stdout
@@ -117,7 +120,7 @@ def test_install_run_upgrade_uninstall(tmp_path, layout):
 
     # Upgrade: the same command from newer source, in place; the repository stays readable.
     bump_version(src, f"{version}.post1")
-    second = run_installer(src, *where)
+    second = run_installer(src, *where, env=installer_env(python=DEBIAN_PYTHON))
     assert second.returncode == 0, second.stderr
     assert f"upgraded cells-backup {version}.post1 in {prefix}" in second.stdout
     assert run_installed(bin_dir, "--version", env=env).stdout.decode().strip().endswith(f"{version}.post1")
@@ -158,6 +161,22 @@ def test_refuses_to_replace_a_command_it_did_not_link(layout):
     assert proc.stderr.count("\n") == 1
     assert (bin_dir / "cells-backup").read_text() == "#!/bin/sh\necho old\n"
     assert not prefix.exists()
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) is not installed")
+def test_unwritable_prefix_is_one_line_before_anything_is_made(layout, tmp_path):
+    """Run without root for /opt: one line naming the directory, before any virtualenv or link is made."""
+    src, _, bin_dir = layout
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    proc = subprocess.run(["setpriv", "--bounding-set", "-dac_override,-dac_read_search",
+                           str(src / "scripts" / "install"), "--prefix", str(locked / "cells-backup"),
+                           "--bin-dir", str(bin_dir)], capture_output=True, text=True, env=installer_env(python=None),
+                          timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr == (f"cells-backup: error: cannot write to {locked} "
+                           "(run as root, or give --prefix and --bin-dir)\n")
+    assert os.listdir(locked) == [] and not bin_dir.exists()
 
 
 def test_bad_interpreter_and_bad_flags_are_one_line(layout):
