@@ -135,6 +135,22 @@ def test_install_run_upgrade_uninstall(tmp_path, layout):
     assert (tmp_path / "repo" / "config").is_file()
 
 
+@needs_debian_python
+def test_rerun_rebuilds_a_virtualenv_that_lost_its_python_packages(layout):
+    """After a release upgrade the venv's python is a newer one without its site-packages: re-running repairs it."""
+    src, prefix, bin_dir = layout
+    where = ("--prefix", str(prefix), "--bin-dir", str(bin_dir))
+    assert run_installer(src, *where).returncode == 0
+    for site_packages in prefix.glob("lib/python3*/site-packages"):
+        shutil.rmtree(site_packages)
+    broken = subprocess.run([str(bin_dir / "cells-backup"), "--version"], capture_output=True, text=True)
+    assert broken.returncode != 0
+    again = run_installer(src, *where)
+    assert again.returncode == 0, again.stderr
+    fixed = subprocess.run([str(bin_dir / "cells-backup"), "--version"], capture_output=True, text=True)
+    assert fixed.stdout == f"cells-backup, version {current_version()}\n"
+
+
 def test_refuses_a_prefix_that_is_not_a_virtualenv(layout):
     """--prefix /usr by mistake: neither install nor uninstall touches what is there."""
     src, prefix, bin_dir = layout
