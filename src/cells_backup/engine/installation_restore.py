@@ -28,12 +28,15 @@ from ..cells.dsn import mask_dsn
 from ..cells.model import Installation
 from ..cells.rewrite import ConfigEdit, map_path
 from ..database.dsn import ConnectionInfo, parse_database_url, parse_pydio_dsn
-from ..errors import CellsBackupError, CellsRunningError, TargetNotEmptyError, UsageError
+from ..errors import CellsBackupError, CellsRunningError, TargetNotEmptyError
 from ..repository.reader import StoredContent, open_content
 from ..repository.repository import Repository
 from ..repository.restorer import Restorer, RestoreResult, find_node
 from ..repository.snapshot import Snapshot
 from .dbcheck import index_table_checker
+from .restore_steps import TreeStep, check_maps, mappable_paths, parse_maps, skip_done, split_mapped, without
+
+__all__ = ["InstallationRestoreRequest", "TreeStep", "parse_maps", "plan_restore", "restore_installation"]
 
 ONLY_CHOICES = ("config", "data", "database")
 
@@ -53,14 +56,6 @@ class InstallationRestoreRequest:
     force: bool = False
     documents_url: str | None = None  # load the MongoDB archive there instead of the recorded DSN
     skip_documents: bool = False
-
-
-@dataclass
-class TreeStep:
-    source: str  # path in the snapshot
-    dest: str  # where it goes
-    what: str
-    select: Callable[[str], bool] | None = None
 
 
 @dataclass
@@ -116,16 +111,6 @@ class RestorePlan:
         return "\n".join(lines)
 
 
-def parse_maps(maps: list[str]) -> list[tuple[str, str]]:
-    out = []
-    for item in maps:
-        old, sep, new = item.partition("=")
-        if not sep or not old.startswith("/") or not new.startswith("/"):
-            raise UsageError(f"--map {item!r}: expected /old/path=/new/path")
-        out.append((old.rstrip("/") or "/", new.rstrip("/") or "/"))
-    return out
-
-
 def _snapshot_config(repo: Repository, snap: Snapshot, config_path: str) -> dict:
     node = find_node(repo, snap.tree, config_path)
     if node is None or node["type"] != "file":
@@ -135,73 +120,26 @@ def _snapshot_config(repo: Repository, snap: Snapshot, config_path: str) -> dict
 
 
 def plan_restore(repo: Repository, snap: Snapshot, req: InstallationRestoreRequest) -> RestorePlan:
+    """Everything the restore will do, decided from the snapshot alone; nothing is touched yet."""
     repo.load_index()
     inst = Installation.from_dict(snap.extra["installation"])
     old_wd = str(inst.working_dir)
-    new_wd = os.path.abspath(req.cells_dir) if req.cells_dir else old_wd
-    path_map = ([(old_wd, new_wd)] if new_wd != old_wd else []) + parse_maps(req.maps)
-    only = req.only
-    components = snap.extra.get("components", [])
-    data_roots = sorted({ds.parent_folder for ds in inst.local_datasources() if ds.parent_folder})
-
-    trees: list[TreeStep] = []
-    if only not in ("database",):
-        if inst.key_file is not None and only in (None, "config"):
-            trees.append(TreeStep(str(inst.key_file), map_path(str(inst.key_file), path_map), "vault key (first)"))
-        for comp in components:
-            src = comp["path"]
-            dest = map_path(src, path_map)
-            in_data = [r for r in data_roots if r == src or r.startswith(src + "/")]
-            if only == "config":
-                if comp["kind"] == "datasource-parent":
-                    continue
-                inner = [r[len(src):] for r in in_data if r != src]
-                trees.append(TreeStep(src, dest, comp["name"] + " (config only)", _without(inner)))
-            elif only == "data":
-                if comp["kind"] == "datasource-parent":
-                    trees.append(TreeStep(src, dest, comp["name"]))
-                else:
-                    for root in in_data:
-                        if root != src:
-                            trees.append(TreeStep(root, map_path(root, path_map), "datasources"))
-            elif only is None:
-                trees.append(TreeStep(src, dest, comp["name"]))
-        if only is None:
-            for extra in snap.extra.get("extra_paths", []):
-                trees.append(TreeStep(extra, map_path(extra, path_map), "extra path"))
-        elif only not in ONLY_CHOICES:
-            path = "/" + only.strip("/")
-            if find_node(repo, snap.tree, path) is None:
-                raise CellsBackupError(f"{path} is not in snapshot {snap.short_id}")
-            trees = [TreeStep(path, map_path(path, path_map), "path")]
-
-    databases: list[DatabaseStep] = []
-    if only in (None, "database"):
-        refs = {ref.key: ref for ref in inst.sql_databases()}
-        for i, (key, info) in enumerate(snap.extra.get("databases", {}).items()):
-            if i == 0 and req.database_url:
-                target = parse_database_url(req.database_url)
-            elif key in refs:
-                target = parse_pydio_dsn(refs[key].driver, refs[key].dsn)
-            else:
-                raise CellsBackupError(f"no connection known for database {key}; give --database-url")
-            if target.kind == "sqlite" and target.database:
-                target = replace(target, database=map_path(target.database, path_map))
-            databases.append(DatabaseStep(key, info["path"], target, info["manifest"]))
-    documents = None
-    saved = snap.extra.get("documents")
-    if only in (None, "database") and saved and not req.skip_documents:
-        uri = req.documents_url or inst.document_store
-        if not uri:
-            raise CellsBackupError(f"snapshot {snap.short_id} holds a MongoDB archive; give --documents-url")
-        archive = f"{saved['path']}/{saved['manifest'].get('archive', 'mongodump.archive')}"
-        documents = DocumentsStep(archive, uri, saved["manifest"])
-    if only == "database" and not databases and documents is None:
+    user_maps = parse_maps(req.maps)
+    config = _snapshot_config(repo, snap, str(inst.config_path)) if user_maps or req.only in (None, "config") else {}
+    if user_maps:
+        components = snap.extra.get("components", [])
+        check_maps(user_maps, inst, lambda p: find_node(repo, snap.tree, p) is not None, config,
+                   mappable_paths(inst, components, snap.extra.get("extra_paths", [])))
+    new_wd = os.path.abspath(req.cells_dir) if req.cells_dir else map_path(old_wd, user_maps)
+    path_map = ([(old_wd, new_wd)] if new_wd != old_wd else []) + user_maps
+    trees = [] if req.only == "database" else split_mapped(_plan_trees(repo, snap, inst, req.only, path_map),
+                                                           user_maps)
+    databases = _plan_databases(snap, inst, req, path_map) if req.only in (None, "database") else []
+    documents = _plan_documents(snap, inst, req) if req.only in (None, "database") else None
+    if req.only == "database" and not databases and documents is None:
         raise CellsBackupError(f"snapshot {snap.short_id} holds no database")
-
     edits: list[ConfigEdit] = []
-    if only in (None, "config"):
-        config = _snapshot_config(repo, snap, str(inst.config_path))
+    if req.only in (None, "config"):
         default = inst.default_database
         dsn = retarget_dsn(default.dsn, req.database_url) if req.database_url and default else None
         edits = plan_rewrite(config, inst, RewriteRequest(
@@ -210,10 +148,65 @@ def plan_restore(repo: Repository, snap: Snapshot, req: InstallationRestoreReque
     return RestorePlan(inst, path_map, new_wd, trees, databases, edits, documents)
 
 
-def _without(inner_roots: list[str]) -> Callable[[str], bool] | None:
-    if not inner_roots:
+def _plan_trees(repo: Repository, snap: Snapshot, inst: Installation, only: str | None,
+                path_map: list[tuple[str, str]]) -> list[TreeStep]:
+    """The file trees of ``--only`` (all of them without it), each with where it goes."""
+    if only not in (None, *ONLY_CHOICES):
+        path = "/" + only.strip("/")
+        if find_node(repo, snap.tree, path) is None:
+            raise CellsBackupError(f"{path} is not in snapshot {snap.short_id}")
+        return [TreeStep(path, map_path(path, path_map), "path")]
+    data_roots = sorted({ds.parent_folder for ds in inst.local_datasources() if ds.parent_folder})
+    trees: list[TreeStep] = []
+    if inst.key_file is not None and only in (None, "config"):
+        trees.append(TreeStep(str(inst.key_file), map_path(str(inst.key_file), path_map), "vault key (first)"))
+    for comp in snap.extra.get("components", []):
+        src = comp["path"]
+        dest = map_path(src, path_map)
+        in_data = [r for r in data_roots if r == src or r.startswith(src + "/")]
+        if only == "config":
+            if comp["kind"] != "datasource-parent":
+                inner = [r[len(src):] for r in in_data if r != src]
+                trees.append(TreeStep(src, dest, comp["name"] + " (config only)", without(inner)))
+        elif only == "data":
+            if comp["kind"] == "datasource-parent":
+                trees.append(TreeStep(src, dest, comp["name"]))
+            else:
+                trees += [TreeStep(r, map_path(r, path_map), "datasources") for r in in_data if r != src]
+        else:
+            trees.append(TreeStep(src, dest, comp["name"]))
+    if only is None:
+        trees += [TreeStep(extra, map_path(extra, path_map), "extra path")
+                  for extra in snap.extra.get("extra_paths", [])]
+    return trees
+
+
+def _plan_databases(snap: Snapshot, inst: Installation, req: InstallationRestoreRequest,
+                    path_map: list[tuple[str, str]]) -> list[DatabaseStep]:
+    refs = {ref.key: ref for ref in inst.sql_databases()}
+    databases = []
+    for i, (key, info) in enumerate(snap.extra.get("databases", {}).items()):
+        if i == 0 and req.database_url:
+            target = parse_database_url(req.database_url)
+        elif key in refs:
+            target = parse_pydio_dsn(refs[key].driver, refs[key].dsn)
+        else:
+            raise CellsBackupError(f"no connection known for database {key}; give --database-url")
+        if target.kind == "sqlite" and target.database:
+            target = replace(target, database=map_path(target.database, path_map))
+        databases.append(DatabaseStep(key, info["path"], target, info["manifest"]))
+    return databases
+
+
+def _plan_documents(snap: Snapshot, inst: Installation, req: InstallationRestoreRequest) -> DocumentsStep | None:
+    saved = snap.extra.get("documents")
+    if not saved or req.skip_documents:
         return None
-    return lambda rel: not any(rel == r or rel.startswith(r + "/") for r in inner_roots)
+    uri = req.documents_url or inst.document_store
+    if not uri:
+        raise CellsBackupError(f"snapshot {snap.short_id} holds a MongoDB archive; give --documents-url")
+    archive = f"{saved['path']}/{saved['manifest'].get('archive', 'mongodump.archive')}"
+    return DocumentsStep(archive, uri, saved["manifest"])
 
 
 def refuse_unsafe(plan: RestorePlan, force: bool) -> None:
@@ -249,7 +242,7 @@ def refuse_unsafe(plan: RestorePlan, force: bool) -> None:
 def destinations(repo: Repository, snap: Snapshot, plan: RestorePlan) -> Iterator[str]:
     """Every path a restore of ``plan`` would write, in order (for --dry-run)."""
     for i, step in enumerate(plan.trees):
-        step = _skip_done(step, plan.trees[:i])
+        step = skip_done(step, plan.trees[:i])
         node = find_node(repo, snap.tree, step.source)
         if node is None:
             continue
@@ -260,17 +253,6 @@ def destinations(repo: Repository, snap: Snapshot, plan: RestorePlan) -> Iterato
         for rel, child in repo.walk(node["subtree"], "/"):
             if step.select is None or step.select(rel):
                 yield os.path.join(step.dest, rel.lstrip("/")) + ("/" if child["type"] == "dir" else "")
-
-
-def _skip_done(step: TreeStep, earlier: list[TreeStep]) -> TreeStep:
-    """Leave out what an earlier step (the vault key) already restored inside this tree."""
-    inner = [e.source[len(step.source):] for e in earlier if e.source.startswith(step.source + "/")]
-    if not inner:
-        return step
-    keep = _without(inner)
-    base = step.select
-    return TreeStep(step.source, step.dest, step.what,
-                    lambda rel: keep(rel) and (base is None or base(rel)))
 
 
 def _restore_tree_step(repo: Repository, snap: Snapshot, step: TreeStep, restorer: Restorer) -> None:
@@ -344,7 +326,7 @@ def restore_installation(
     restorer = Restorer(repo, owner=req.owner, overwrite=req.force)
     for i, step in enumerate(plan.trees):
         info(f"restoring {step.source} -> {step.dest}")
-        _restore_tree_step(repo, snap, _skip_done(step, plan.trees[:i]), restorer)
+        _restore_tree_step(repo, snap, skip_done(step, plan.trees[:i]), restorer)
     if plan.edits:
         config_path = Path(plan.new_working_dir) / "pydio.json"
         from ..cells import read_pydio_json
