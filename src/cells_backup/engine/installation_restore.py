@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..cells import (
     RewriteRequest,
     apply_edits,
-    detect_running,
-    load_installation,
     plan_rewrite,
     render_diff,
     retarget_dsn,
@@ -28,12 +26,13 @@ from ..cells.dsn import mask_dsn
 from ..cells.model import Installation
 from ..cells.rewrite import ConfigEdit, map_path
 from ..database.dsn import ConnectionInfo, parse_database_url, parse_pydio_dsn
-from ..errors import CellsBackupError, CellsRunningError, TargetNotEmptyError
+from ..errors import CellsBackupError
 from ..repository.reader import StoredContent, open_content
 from ..repository.repository import Repository
 from ..repository.restorer import Restorer, RestoreResult, find_node
 from ..repository.snapshot import Snapshot
 from .dbcheck import index_table_checker
+from .restore_preflight import StepSummary, preflight, summarize
 from .restore_steps import TreeStep, check_maps, mappable_paths, parse_maps, skip_done, split_mapped, without
 
 __all__ = ["InstallationRestoreRequest", "TreeStep", "parse_maps", "plan_restore", "restore_installation"]
@@ -97,9 +96,12 @@ class RestorePlan:
                 "to": mask_dsn(self.documents.uri), "documents": self.documents.manifest.get("documents", 0)},
         }
 
-    def render(self) -> str:
+    def render(self, step_notes: list[str] | None = None) -> str:
+        """The plan for a human; ``step_notes`` (one per tree step) are appended to its line."""
         lines = [f"working dir: {self.new_working_dir}"]
-        lines += [f"restore {t.source} -> {t.dest}  ({t.what})" for t in self.trees]
+        notes = step_notes or [""] * len(self.trees)
+        lines += [f"restore {t.source} -> {t.dest}  ({t.what}){note}"
+                  for t, note in zip(self.trees, notes, strict=True)]
         lines += [f"load database {d.key[:12]} ({len(d.manifest.get('tables', {}))} tables) -> "
                   f"{d.target.redacted()}" for d in self.databases]
         if self.documents is not None:
@@ -209,50 +211,23 @@ def _plan_documents(snap: Snapshot, inst: Installation, req: InstallationRestore
     return DocumentsStep(archive, uri, saved["manifest"])
 
 
-def refuse_unsafe(plan: RestorePlan, force: bool) -> None:
-    """Exit 13/14 conditions, checked before anything is written."""
-    config = Path(plan.new_working_dir) / "pydio.json"
-    if config.exists():
-        try:
-            status = detect_running(load_installation(Path(plan.new_working_dir)))
-        except CellsBackupError:
-            status = None
-        if status is not None and status.running:
-            raise CellsRunningError(
-                f"Cells is running in {plan.new_working_dir} ({'; '.join(status.evidence[:2])}); stop it first"
-            )
-    if force:
-        return
-    busy = []
-    for step in plan.trees:
-        dest = step.dest
-        if os.path.isdir(dest) and os.listdir(dest) or os.path.lexists(dest) and not os.path.isdir(dest):
-            busy.append(dest)
-    if busy:
-        raise TargetNotEmptyError(f"restore target not empty: {', '.join(busy[:5])} (use --force to restore over it)")
-    if plan.databases:
-        from ..database.probe import is_empty
-
-        for step in plan.databases:
-            if not is_empty(step.target):
-                raise TargetNotEmptyError(
-                    f"database {step.target.redacted()} is not empty (use --force to replace its tables)")
+@dataclass
+class DryRun:
+    plan: RestorePlan
+    checks: list[str]  # the pre-flight checks that passed
+    steps: list[StepSummary]
+    paths: list[str] | None  # every destination, when asked for
 
 
-def destinations(repo: Repository, snap: Snapshot, plan: RestorePlan) -> Iterator[str]:
-    """Every path a restore of ``plan`` would write, in order (for --dry-run)."""
-    for i, step in enumerate(plan.trees):
-        step = skip_done(step, plan.trees[:i])
-        node = find_node(repo, snap.tree, step.source)
-        if node is None:
-            continue
-        if node["type"] != "dir":
-            yield step.dest
-            continue
-        yield step.dest + "/"
-        for rel, child in repo.walk(node["subtree"], "/"):
-            if step.select is None or step.select(rel):
-                yield os.path.join(step.dest, rel.lstrip("/")) + ("/" if child["type"] == "dir" else "")
+def dry_run(repo: Repository, snap: Snapshot, req: InstallationRestoreRequest, *, list_files: bool = False) -> DryRun:
+    """The plan and the real run's pre-flight checks (raising as it would), writing nothing."""
+    plan = plan_restore(repo, snap, req)
+    mongorestore = _mongorestore(plan)
+    checks = preflight(plan, req.force)
+    if mongorestore:
+        checks.append(f"mongorestore found: {mongorestore}")
+    paths: list[str] | None = [] if list_files else None
+    return DryRun(plan, checks, summarize(repo, snap, plan.trees, paths), paths)
 
 
 def _restore_tree_step(repo: Repository, snap: Snapshot, step: TreeStep, restorer: Restorer) -> None:
@@ -322,7 +297,7 @@ def restore_installation(
     info = info or (lambda _m: None)
     plan = plan_restore(repo, snap, req)
     mongorestore = _mongorestore(plan)  # missing: stop before anything is written
-    refuse_unsafe(plan, req.force)
+    preflight(plan, req.force)
     restorer = Restorer(repo, owner=req.owner, overwrite=req.force)
     for i, step in enumerate(plan.trees):
         info(f"restoring {step.source} -> {step.dest}")
