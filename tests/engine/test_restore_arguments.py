@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cells_backup.cells.sample import make_sample_installation
-from helpers import cli_env, run_cli
+from helpers import FAST_KDF, cli_env, run_cli
 
 
 @pytest.mark.parametrize("command", ["restore", "rehost"])
@@ -50,3 +50,20 @@ def test_restore_help_says_what_snapshot_may_be():
     assert "Usage: cells-backup restore [OPTIONS] SNAPSHOT" in text
     assert 'SNAPSHOT is a snapshot id as `snapshots` lists it, any prefix of one that matches no other snapshot' in text
     assert '"latest" for the newest snapshot' in text
+
+
+def test_restore_to_a_bind_this_host_does_not_have_is_not_whole_and_rehost_fixes_it(tmp_path):
+    env = cli_env()
+    make_sample_installation(tmp_path / "cells")
+    repo = str(tmp_path / "repo")
+    run_cli("--repo", repo, "init", *FAST_KDF, env=env, check=True)
+    run_cli("--repo", repo, "backup", "--cells-dir", str(tmp_path / "cells"), "--no-database", env=env, check=True)
+    new = tmp_path / "new"
+    r = run_cli("--repo", repo, "restore", "latest", "--cells-dir", str(new), "--bind", "192.0.2.10:443", env=env)
+    assert r.code == 1
+    assert ("error: defaults.sites[0].Binds: 192.0.2.10:443 is not an address of this host, Cells cannot listen "
+            "there (use --bind, e.g. --bind 0.0.0.0:8080)\n"
+            "installation is NOT whole: see the errors above\n") in r.stdout
+    assert run_cli("rehost", "--cells-dir", str(new), "--bind", "0.0.0.0:8443", env=env).code == 0
+    r = run_cli("verify-install", "--cells-dir", str(new), "--no-database", env=env)
+    assert (r.code, r.stdout) == (0, "installation is whole\n")

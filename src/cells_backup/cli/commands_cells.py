@@ -64,8 +64,12 @@ def cells_restore(settings: Settings, repo, snap, *, cells_dir, maps, database_u
         for finding in result.verify.get("findings", []):
             if finding["severity"] != "ok":
                 lines.append(f"{finding['severity']}: {finding['message']}")
-    lines.append("installation is whole: Cells can be started" if result.whole
-                 else "installation is NOT whole: see the errors above")
+    if only == "database":
+        lines.append("database is whole: every table verified, each datasource's index table present"
+                     if result.whole else "database is NOT whole: see the errors above")
+    else:
+        lines.append("installation is whole: Cells can be started" if result.whole
+                     else "installation is NOT whole: see the errors above")
     settings.out.result({"whole": result.whole, "plan": result.plan.describe(), "files": files.files,
                          "bytes": files.bytes, "errors": files.errors, "databases": result.databases,
                          "documents": result.documents, "verify": result.verify}, "\n".join(lines))

@@ -25,6 +25,7 @@ from ..cells import (
 from ..cells.dsn import mask_dsn
 from ..cells.model import Installation
 from ..cells.rewrite import ConfigEdit, map_path
+from ..cells.verify import VerifyReport, verify_database
 from ..database.dsn import ConnectionInfo, parse_database_url, parse_pydio_dsn
 from ..errors import CellsBackupError
 from ..repository.reader import StoredContent, open_content
@@ -319,12 +320,19 @@ def restore_installation(
     result = InstallationRestoreResult(plan, restorer.result, db_reports)
     if plan.documents is not None:
         result.documents = _restore_documents(repo, snap, plan.documents, mongorestore, req.force, info)
+    result.whole = not restorer.result.errors
     if req.only in (None, "config", "data", "database"):
-        target = plan.databases[0].target if plan.databases else None
-        check = index_table_checker(target) if target is not None and target.kind == "mysql" else None
-        report = verify_installation(Path(plan.new_working_dir), database_check=check)
+        report = _verify(plan, req.only)
         result.verify = report.to_dict()
-        result.whole = report.whole and not restorer.result.errors
-    else:
-        result.whole = not restorer.result.errors
+        result.whole = result.whole and report.whole
     return result
+
+
+def _verify(plan: RestorePlan, only: str | None) -> VerifyReport:
+    """verify-install on what was restored: with --only database, the database alone (its index
+    tables), not a working dir this restore did not touch."""
+    target = plan.databases[0].target if plan.databases else None
+    check = index_table_checker(target) if target is not None and target.kind == "mysql" else None
+    if only == "database":
+        return verify_database(plan.installation, check) if check is not None else VerifyReport()
+    return verify_installation(Path(plan.new_working_dir), database_check=check)
