@@ -75,3 +75,18 @@ def test_a_map_that_would_split_a_datasource_from_its_minio_sys_is_refused(backe
                         f"{base / 'cells' / 'data'}, which keeps its datasources together with their .minio.sys; "
                         f"map {base / 'cells' / 'data'} as a whole\n")
     assert not (base / "new").exists()
+
+
+def test_only_data_and_only_config_follow_the_map_too(backed_up):
+    base, repo, url, env = backed_up
+    wd, new_wd, new_data = base / "cells", base / "srv" / "cells", base / "big-disk" / "cells-data"
+    common = ["--repo", repo, "restore", "latest", "--cells-dir", str(new_wd), "--map", f"{wd / 'data'}={new_data}",
+              "--map", f"{base / 'storage'}={base / 'srv' / 'storage'}"]
+    r = run_cli(*common, "--only", "data", env=env)
+    assert tree_state(new_data) == tree_state(wd / "data"), r.stdout + r.stderr
+    assert not new_wd.exists()
+    r = run_cli(*common, "--only", "config", env=env)
+    assert (new_wd / "cells-vault-key").read_bytes() == (wd / "cells-vault-key").read_bytes(), r.stderr
+    assert not (new_wd / "data").exists()
+    assert json.loads((new_wd / "pydio.json").read_text())["services"]["pydio.grpc.data.objects.local1"][
+        "LocalFolder"] == str(new_data)

@@ -62,6 +62,8 @@ def _database_ready(step: DatabaseStep, force: bool) -> str:
     from ..database.probe import is_empty
 
     where = step.target.redacted()
+    if force and step.target.kind == "sqlite":  # a file, replaced whole: even a damaged one
+        return f"database {where}: the file is replaced (--force)"
     if is_empty(step.target):
         return f"database {where} reachable, and empty or new"
     if not force:
