@@ -193,7 +193,7 @@ def rehost(settings: Settings, cells_dir, maps, database_url, external_url, bind
         render_diff,
         retarget_dsn,
     )
-    from ..engine.installation_restore import parse_maps
+    from ..engine.restore_steps import parse_maps
     from ..errors import CellsRunningError
 
     wd = find_working_dir(cells_dir or settings.config.get("cells_dir"))

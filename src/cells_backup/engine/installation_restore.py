@@ -36,8 +36,6 @@ from .dbcheck import index_table_checker
 from .restore_preflight import StepSummary, preflight, summarize
 from .restore_steps import TreeStep, check_maps, mappable_paths, parse_maps, skip_done, split_mapped, without
 
-__all__ = ["InstallationRestoreRequest", "TreeStep", "parse_maps", "plan_restore", "restore_installation"]
-
 ONLY_CHOICES = ("config", "data", "database")
 
 
