@@ -150,3 +150,38 @@ def test_missing_tls_certificate_is_an_error(tmp_path: Path) -> None:
 )
 def test_index_table_names(name: str, tables: list[str]) -> None:
     assert index_table_candidates(name) == tables
+
+
+@pytest.mark.parametrize(
+    ("version", "bind", "where", "whole"),
+    [
+        ("4.4.13", "10.0.0.7:8443", "defaults.sites[0].Binds", True),
+        ("4.4.13", "[::]:443", "defaults.sites[0].Binds", True),
+        ("4.4.13", "cells-host:8080", "defaults.sites[0].Binds", True),
+        ("4.4.13", "192.0.2.10:443", "defaults.sites[0].Binds", False),
+        ("2.0.9", "10.0.0.7:8443", "defaults.urlInternal", True),
+        ("2.0.9", "192.0.2.10:443", "defaults.urlInternal", False),
+    ],
+)
+def test_binds_and_url_internal_are_checked_against_this_host(tmp_path: Path, version, bind, where, whole) -> None:
+    sample = make_sample_installation(tmp_path / "c", version=version, bind=bind)
+    report = verify_installation(sample.installation.working_dir, hostname_addrs=HOST, env={})
+    assert report.whole is whole
+    if whole:
+        assert f"{where}: {bind} can be bound on this host" in _by_severity(report, "ok")
+    else:
+        assert _by_severity(report, "error") == [
+            f"{where}: {bind} is not an address of this host, Cells cannot listen there "
+            "(use --bind, e.g. --bind 0.0.0.0:8080)"
+        ]
+
+
+def test_a_note_of_the_database_check_is_a_warning_line(sample) -> None:
+    def check(tables: list[str], counted: set[str]) -> dict:
+        out = {t: {"exists": True, "leaf_rows": None, "sample_uuids": []} for t in tables}
+        out[index_table_candidates("personal")[0]]["note"] = "index table of an unexpected shape"
+        return out
+
+    report = verify_installation(sample.installation, database_check=check, hostname_addrs=HOST)
+    assert report.whole
+    assert _by_severity(report, "warning") == ["personal: index table of an unexpected shape"]

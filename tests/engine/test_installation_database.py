@@ -72,7 +72,7 @@ def test_backup_twice_restore_first_on_new_server(installation, mariadb, tmp_pat
     new_wd, new_storage, new_db = base / "srv" / "cells", base / "srv" / "storage", f"{dbname}_new"
     url = f"mysql://{mariadb.admin_user}:{quote(mariadb.admin_password, safe='')}@127.0.0.1:{mariadb.port}/{new_db}"
     args = ["--repo", repo, "restore", first, "--cells-dir", str(new_wd), "--map", f"{storage}={new_storage}",
-            "--database-url", url, "--external-url", "https://cells.new.example", "--bind", "192.0.2.10:443"]
+            "--database-url", url, "--external-url", "https://cells.new.example", "--bind", "127.0.0.1:8443"]
     dry = run_cli(*args, "--dry-run", env=env)
     assert dry.code == 0, dry.stderr
     assert mariadb.admin_password not in dry.stdout + dry.stderr  # the diff masks the DSN password
@@ -97,7 +97,7 @@ def test_backup_twice_restore_first_on_new_server(installation, mariadb, tmp_pat
     # pydio.json differs only in what had to change
     config_new = json.loads((new_wd / "pydio.json").read_text())
     sites = config_new["defaults"]["sites"][0]
-    assert sites["ReverseProxyURL"] == "https://cells.new.example" and sites["Binds"] == ["192.0.2.10:443"]
+    assert sites["ReverseProxyURL"] == "https://cells.new.example" and sites["Binds"] == ["127.0.0.1:8443"]
     dsn = config_new["databases"][next(k for k in config_a["databases"] if k == sample.installation.databases[0].key
                                        or len(k) == 40)]["dsn"]
     assert new_db in dsn and str(mariadb.port) in dsn

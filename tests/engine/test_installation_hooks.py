@@ -163,7 +163,7 @@ def test_restore_to_new_place_rewrites_only_what_must_change(repo, install, env,
     new = tmp_path / "new-cells"
     storage2 = tmp_path / "storage2"
     dry = run_cli("--repo", repo, "restore", "latest", "--cells-dir", str(new), "--map",
-                  f"{tmp_path / 'storage'}={storage2}", "--dry-run", "--json", env=env)
+                  f"{tmp_path / 'storage'}={storage2}", "--dry-run", "-v", "--json", env=env)
     planned = json.loads(dry.stdout)["destinations"]
     assert not new.exists() and len(planned) == len(set(planned))
     r = run_cli("--repo", repo, "restore", "latest", "--cells-dir", str(new), "--map",

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import CellsBackupError
+from ..errors import CellsBackupError, UsageError
 from .config import default_database_key, read_pydio_json, save_pydio_json
 from .dsn import mask_dsn
 from .model import SHAPE_LEGACY, Installation
@@ -66,6 +66,28 @@ class ConfigEdit:
         if self.new is not ABSENT:
             out["new"] = _masked(self.new)
         return out
+
+
+def check_external_url(url: str) -> str:
+    """``url`` if it is an absolute http(s) URL with a host: what Cells needs as a site's public URL."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"--external-url {url!r}: expected a URL with scheme and host, "
+                         "e.g. https://cells.example.com")
+    return url
+
+
+def check_bind(bind: str) -> str:
+    """``bind`` if it is HOST:PORT (IPv6 hosts in brackets), the form of a site's Binds."""
+    host, sep, port = bind.rpartition(":")
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not bare or "[" in bare or "/" in bare or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--bind {bind!r}: expected HOST:PORT, e.g. 0.0.0.0:8080")
+    return bind
 
 
 def map_path(value: str, path_map: list[tuple[str, str]]) -> str:

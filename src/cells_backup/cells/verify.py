@@ -2,18 +2,21 @@
 
 Each check answers a question an administrator would otherwise discover after start-up:
 will the secrets decrypt, are the datasource folders and ``.minio.sys`` where pydio.json says,
-will the datasource services start on this host (PeerAddress), does the database hold the index
+will the datasource services start on this host (PeerAddress), can Cells listen on its binds
+(``Binds``, or ``urlInternal`` ≤ v2.1), does the database hold the index
 of every datasource, and do flat datasources' blobs match their index.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..errors import CellsBackupError
 from .config import read_pydio_json
@@ -24,6 +27,7 @@ from .plan import MINIO_SYS
 from .vault import WrongVaultKeyError, open_vault, read_master_password, read_vault_entries
 
 ERROR, WARNING, OK = "error", "warning", "ok"
+WILDCARD_HOSTS = {"", "0.0.0.0", "::", "*"}
 DatabaseCheck = Callable[[list[str], set[str]], dict[str, dict[str, Any]]]
 
 
@@ -102,7 +106,9 @@ def verify_installation(
     ``{table: {"exists": bool, "leaf_rows": int | None, "sample_uuids": [str, ...]}}`` where, for
     counted tables, ``leaf_rows`` counts rows with ``leaf = 1`` and ``sample_uuids`` lists some leaf
     ``uuid``s (a few dozen are enough). Tables it does not know may be left out or given
-    ``exists: False``; ``leaf_rows: None`` skips the count comparison.
+    ``exists: False``; ``leaf_rows: None`` skips the count comparison. An optional ``note`` (say,
+    an index table of an unexpected shape) is reported as a warning line, ``shape`` (an older
+    but known layout) as an ok line.
     """
     report = VerifyReport()
     if isinstance(inst_or_dir, Installation):
@@ -121,9 +127,20 @@ def verify_installation(
     report.add(OK, "config", f"{inst.config_path} parses (Cells {inst.cells_version or 'unknown'})")
     _check_vault(report, inst)
     _check_paths(report, inst)
-    _check_peers(report, config, hostname_addrs)
+    known = functools.cache(lambda: {a.lower() for a in (hostname_addrs if hostname_addrs is not None
+                                                         else host_addresses())})  # looked up when needed
+    _check_peers(report, config, known)
+    _check_binds(report, config, known)
     if database_check is not None:
         _check_database(report, inst, database_check)
+    return report
+
+
+def verify_database(inst: Installation, database_check: DatabaseCheck) -> VerifyReport:
+    """Only the database side: each datasource's index table is there (for ``restore --only database``,
+    which restores no file to compare the index with)."""
+    report = VerifyReport()
+    _check_database(report, inst, lambda tables, _counted: database_check(tables, set()))
     return report
 
 
@@ -203,14 +220,13 @@ def _file_of(dsn: str) -> str | None:
     return body if body.startswith("/") and "{{" not in body else None
 
 
-def _check_peers(report: VerifyReport, config: dict[str, Any], addrs: Iterable[str] | None) -> None:
+def _check_peers(report: VerifyReport, config: dict[str, Any], known: Callable[[], set[str]]) -> None:
     peers = peer_address_paths(config)
     if not peers:
         report.add(OK, "peer-address", "no PeerAddress set: datasources start on any node")
         return
-    known = {a.lower() for a in (addrs if addrs is not None else host_addresses())}
     for path, value in peers:
-        if value.lower() in known:
+        if value.lower() in known():
             report.add(OK, "peer-address", f"{path[1]}: PeerAddress {value} is this host")
         else:
             report.add(
@@ -219,6 +235,31 @@ def _check_peers(report: VerifyReport, config: dict[str, Any], addrs: Iterable[s
                 f"{path[1]}: PeerAddress {value} is not this host, the service "
                 "will not start (use --peer-address or --clear-peer-address)",
             )
+
+
+def _bind_values(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """(where, HOST:PORT) of every address Cells listens on: sites' Binds, or ≤ v2.1 urlInternal."""
+    defaults = config.get("defaults") if isinstance(config.get("defaults"), dict) else {}
+    sites = defaults.get("sites")
+    if isinstance(sites, list):
+        return [(f"defaults.sites[{i}].Binds", bind) for i, site in enumerate(sites) if isinstance(site, dict)
+                for bind in site.get("Binds") or [] if isinstance(bind, str)]
+    internal = defaults.get("urlInternal")
+    if isinstance(internal, str) and internal:
+        return [("defaults.urlInternal", urlsplit(internal).netloc or internal)]
+    return []
+
+
+def _check_binds(report: VerifyReport, config: dict[str, Any], known: Callable[[], set[str]]) -> None:
+    """A bind on an address this host does not have: Cells cannot listen there and does not start."""
+    for where, bind in _bind_values(config):
+        host = bind.rpartition(":")[0] if ":" in bind else bind
+        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        if host.lower() in WILDCARD_HOSTS or host.lower() in known():
+            report.add(OK, "bind", f"{where}: {bind} can be bound on this host")
+        else:
+            report.add(ERROR, "bind", f"{where}: {bind} is not an address of this host, Cells cannot listen "
+                       "there (use --bind, e.g. --bind 0.0.0.0:8080)")
 
 
 def _check_database(report: VerifyReport, inst: Installation, check: DatabaseCheck) -> None:
@@ -235,6 +276,10 @@ def _check_database(report: VerifyReport, inst: Installation, check: DatabaseChe
             report.add(ERROR, "database", f"{ds.name}: index table {wanted[ds.name][0]} is missing")
             continue
         report.add(OK, "database", f"{ds.name}: index table present")
+        if info.get("shape"):
+            report.add(OK, "database", f"{ds.name}: {info['shape']}")
+        if info.get("note"):
+            report.add(WARNING, "database", f"{ds.name}: {info['note']}")
         if _compared(ds):
             _compare_flat(report, ds.name, Path(ds.folder), info)
 

@@ -42,20 +42,14 @@ def cells_backup(settings: Settings, *, cells_dir, tags, excludes, extra_paths, 
 def cells_restore(settings: Settings, repo, snap, *, cells_dir, maps, database_url, external_url, bind,
                   peer_address, clear_peer_address, only, owner, dry_run, force, documents_url=None,
                   skip_documents=False) -> None:
-    from ..engine.installation_restore import InstallationRestoreRequest, plan_restore, restore_installation
+    from ..engine.installation_restore import InstallationRestoreRequest, restore_installation
 
     request = InstallationRestoreRequest(
         cells_dir=cells_dir, maps=maps, database_url=database_url, external_url=external_url, bind=bind,
         peer_address=peer_address, clear_peer_address=clear_peer_address, only=only, owner=owner,
         dry_run=dry_run, force=force, documents_url=documents_url, skip_documents=skip_documents)
     if dry_run:
-        from ..engine.installation_restore import destinations
-
-        plan = plan_restore(repo, snap, request)
-        paths = list(destinations(repo, snap, plan))
-        settings.out.result(plan.describe() | {"destinations": paths},
-                            plan.render() + "\nfiles that would be written:\n" + "\n".join(paths))
-        return
+        return _report_dry_run(settings, repo, snap, request)
     result = restore_installation(repo, snap, request, info=settings.out.info)
     files = result.files
     lines = [f"restored {files.files} files, {files.dirs} dirs, {human_bytes(files.bytes)}"]
@@ -70,13 +64,36 @@ def cells_restore(settings: Settings, repo, snap, *, cells_dir, maps, database_u
         for finding in result.verify.get("findings", []):
             if finding["severity"] != "ok":
                 lines.append(f"{finding['severity']}: {finding['message']}")
-    lines.append("installation is whole: Cells can be started" if result.whole
-                 else "installation is NOT whole: see the errors above")
+    if only == "database":
+        lines.append("database is whole: every table verified, each datasource's index table present"
+                     if result.whole else "database is NOT whole: see the errors above")
+    else:
+        lines.append("installation is whole: Cells can be started" if result.whole
+                     else "installation is NOT whole: see the errors above")
     settings.out.result({"whole": result.whole, "plan": result.plan.describe(), "files": files.files,
                          "bytes": files.bytes, "errors": files.errors, "databases": result.databases,
                          "documents": result.documents, "verify": result.verify}, "\n".join(lines))
     if not result.whole:
         raise SystemExit(ExitCode.ERROR)
+
+
+def _report_dry_run(settings: Settings, repo, snap, request) -> None:
+    """The plan, one summary line per tree (every file only with -v), and the checks that passed."""
+    from ..engine.installation_restore import dry_run
+
+    verbose = bool(settings.out.verbose)
+    result = dry_run(repo, snap, request, list_files=verbose)
+    notes = [f": {s.files} files, {s.dirs} dirs, {human_bytes(s.bytes)}" for s in result.steps]
+    text = [result.plan.render(notes), "pre-flight checks passed (the same as the restore runs first):"]
+    text += [f"  {line}" for line in result.checks]
+    if result.paths is not None:
+        text += ["files that would be written:", *result.paths]
+    else:
+        text.append("(-v lists every file that would be written)")
+    doc = result.plan.describe() | {"checks": result.checks, "files": [s.to_dict() for s in result.steps]}
+    if result.paths is not None:
+        doc["destinations"] = result.paths
+    settings.out.result(doc, "\n".join(text))
 
 
 def dump_database(settings: Settings, repo, snap, output: str) -> None:
@@ -176,7 +193,7 @@ def rehost(settings: Settings, cells_dir, maps, database_url, external_url, bind
         render_diff,
         retarget_dsn,
     )
-    from ..engine.installation_restore import parse_maps
+    from ..engine.restore_steps import parse_maps
     from ..errors import CellsRunningError
 
     wd = find_working_dir(cells_dir or settings.config.get("cells_dir"))

@@ -112,7 +112,7 @@ def backup(settings: Settings, cells_dir, tags, excludes, extra_paths, no_cells,
 
 
 @cli.command()
-@click.argument("snapshot")
+@click.argument("snapshot", metavar="SNAPSHOT")
 @click.option("--target", type=click.Path(file_okay=False), help="Restore plain trees under this directory.")
 @rewrite_options
 @click.option("--only", help="config, data, database, or a PATH inside the snapshot.")
@@ -124,7 +124,11 @@ def backup(settings: Settings, cells_dir, tags, excludes, extra_paths, no_cells,
 @common_options
 def restore(settings: Settings, snapshot, target, cells_dir, maps, database_url, external_url, bind, peer_address,
             clear_peer_address, only, owner, dry_run, force, documents_url, skip_documents_db) -> None:
-    """Restore a snapshot."""
+    """Restore a snapshot: an installation (to its place, or a new one) or, with --target, plain trees.
+
+    SNAPSHOT is a snapshot id as `snapshots` lists it, any prefix of one that matches no other
+    snapshot (e.g. its first 8 characters), or "latest" for the newest snapshot.
+    """
     repo = settings.open()
     snap = repo.resolve_snapshot(snapshot, warn=settings.out.warn)
     owner_ids = parse_owner(owner)

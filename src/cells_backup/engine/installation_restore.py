@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..cells import (
     RewriteRequest,
     apply_edits,
-    detect_running,
-    load_installation,
     plan_rewrite,
     render_diff,
     retarget_dsn,
@@ -27,13 +25,16 @@ from ..cells import (
 from ..cells.dsn import mask_dsn
 from ..cells.model import Installation
 from ..cells.rewrite import ConfigEdit, map_path
+from ..cells.verify import VerifyReport, verify_database
 from ..database.dsn import ConnectionInfo, parse_database_url, parse_pydio_dsn
-from ..errors import CellsBackupError, CellsRunningError, TargetNotEmptyError, UsageError
+from ..errors import CellsBackupError
 from ..repository.reader import StoredContent, open_content
 from ..repository.repository import Repository
 from ..repository.restorer import Restorer, RestoreResult, find_node
 from ..repository.snapshot import Snapshot
 from .dbcheck import index_table_checker
+from .restore_preflight import StepSummary, preflight, summarize
+from .restore_steps import TreeStep, check_maps, mappable_paths, parse_maps, skip_done, split_mapped, without
 
 ONLY_CHOICES = ("config", "data", "database")
 
@@ -53,14 +54,6 @@ class InstallationRestoreRequest:
     force: bool = False
     documents_url: str | None = None  # load the MongoDB archive there instead of the recorded DSN
     skip_documents: bool = False
-
-
-@dataclass
-class TreeStep:
-    source: str  # path in the snapshot
-    dest: str  # where it goes
-    what: str
-    select: Callable[[str], bool] | None = None
 
 
 @dataclass
@@ -102,9 +95,12 @@ class RestorePlan:
                 "to": mask_dsn(self.documents.uri), "documents": self.documents.manifest.get("documents", 0)},
         }
 
-    def render(self) -> str:
+    def render(self, step_notes: list[str] | None = None) -> str:
+        """The plan for a human; ``step_notes`` (one per tree step) are appended to its line."""
         lines = [f"working dir: {self.new_working_dir}"]
-        lines += [f"restore {t.source} -> {t.dest}  ({t.what})" for t in self.trees]
+        notes = step_notes or [""] * len(self.trees)
+        lines += [f"restore {t.source} -> {t.dest}  ({t.what}){note}"
+                  for t, note in zip(self.trees, notes, strict=True)]
         lines += [f"load database {d.key[:12]} ({len(d.manifest.get('tables', {}))} tables) -> "
                   f"{d.target.redacted()}" for d in self.databases]
         if self.documents is not None:
@@ -116,16 +112,6 @@ class RestorePlan:
         return "\n".join(lines)
 
 
-def parse_maps(maps: list[str]) -> list[tuple[str, str]]:
-    out = []
-    for item in maps:
-        old, sep, new = item.partition("=")
-        if not sep or not old.startswith("/") or not new.startswith("/"):
-            raise UsageError(f"--map {item!r}: expected /old/path=/new/path")
-        out.append((old.rstrip("/") or "/", new.rstrip("/") or "/"))
-    return out
-
-
 def _snapshot_config(repo: Repository, snap: Snapshot, config_path: str) -> dict:
     node = find_node(repo, snap.tree, config_path)
     if node is None or node["type"] != "file":
@@ -135,73 +121,26 @@ def _snapshot_config(repo: Repository, snap: Snapshot, config_path: str) -> dict
 
 
 def plan_restore(repo: Repository, snap: Snapshot, req: InstallationRestoreRequest) -> RestorePlan:
+    """Everything the restore will do, decided from the snapshot alone; nothing is touched yet."""
     repo.load_index()
     inst = Installation.from_dict(snap.extra["installation"])
     old_wd = str(inst.working_dir)
-    new_wd = os.path.abspath(req.cells_dir) if req.cells_dir else old_wd
-    path_map = ([(old_wd, new_wd)] if new_wd != old_wd else []) + parse_maps(req.maps)
-    only = req.only
-    components = snap.extra.get("components", [])
-    data_roots = sorted({ds.parent_folder for ds in inst.local_datasources() if ds.parent_folder})
-
-    trees: list[TreeStep] = []
-    if only not in ("database",):
-        if inst.key_file is not None and only in (None, "config"):
-            trees.append(TreeStep(str(inst.key_file), map_path(str(inst.key_file), path_map), "vault key (first)"))
-        for comp in components:
-            src = comp["path"]
-            dest = map_path(src, path_map)
-            in_data = [r for r in data_roots if r == src or r.startswith(src + "/")]
-            if only == "config":
-                if comp["kind"] == "datasource-parent":
-                    continue
-                inner = [r[len(src):] for r in in_data if r != src]
-                trees.append(TreeStep(src, dest, comp["name"] + " (config only)", _without(inner)))
-            elif only == "data":
-                if comp["kind"] == "datasource-parent":
-                    trees.append(TreeStep(src, dest, comp["name"]))
-                else:
-                    for root in in_data:
-                        if root != src:
-                            trees.append(TreeStep(root, map_path(root, path_map), "datasources"))
-            elif only is None:
-                trees.append(TreeStep(src, dest, comp["name"]))
-        if only is None:
-            for extra in snap.extra.get("extra_paths", []):
-                trees.append(TreeStep(extra, map_path(extra, path_map), "extra path"))
-        elif only not in ONLY_CHOICES:
-            path = "/" + only.strip("/")
-            if find_node(repo, snap.tree, path) is None:
-                raise CellsBackupError(f"{path} is not in snapshot {snap.short_id}")
-            trees = [TreeStep(path, map_path(path, path_map), "path")]
-
-    databases: list[DatabaseStep] = []
-    if only in (None, "database"):
-        refs = {ref.key: ref for ref in inst.sql_databases()}
-        for i, (key, info) in enumerate(snap.extra.get("databases", {}).items()):
-            if i == 0 and req.database_url:
-                target = parse_database_url(req.database_url)
-            elif key in refs:
-                target = parse_pydio_dsn(refs[key].driver, refs[key].dsn)
-            else:
-                raise CellsBackupError(f"no connection known for database {key}; give --database-url")
-            if target.kind == "sqlite" and target.database:
-                target = replace(target, database=map_path(target.database, path_map))
-            databases.append(DatabaseStep(key, info["path"], target, info["manifest"]))
-    documents = None
-    saved = snap.extra.get("documents")
-    if only in (None, "database") and saved and not req.skip_documents:
-        uri = req.documents_url or inst.document_store
-        if not uri:
-            raise CellsBackupError(f"snapshot {snap.short_id} holds a MongoDB archive; give --documents-url")
-        archive = f"{saved['path']}/{saved['manifest'].get('archive', 'mongodump.archive')}"
-        documents = DocumentsStep(archive, uri, saved["manifest"])
-    if only == "database" and not databases and documents is None:
+    user_maps = parse_maps(req.maps)
+    config = _snapshot_config(repo, snap, str(inst.config_path)) if user_maps or req.only in (None, "config") else {}
+    if user_maps:
+        components = snap.extra.get("components", [])
+        check_maps(user_maps, inst, lambda p: find_node(repo, snap.tree, p) is not None, config,
+                   mappable_paths(inst, components, snap.extra.get("extra_paths", [])))
+    new_wd = os.path.abspath(req.cells_dir) if req.cells_dir else map_path(old_wd, user_maps)
+    path_map = ([(old_wd, new_wd)] if new_wd != old_wd else []) + user_maps
+    trees = [] if req.only == "database" else split_mapped(_plan_trees(repo, snap, inst, req.only, path_map),
+                                                           user_maps)
+    databases = _plan_databases(snap, inst, req, path_map) if req.only in (None, "database") else []
+    documents = _plan_documents(snap, inst, req) if req.only in (None, "database") else None
+    if req.only == "database" and not databases and documents is None:
         raise CellsBackupError(f"snapshot {snap.short_id} holds no database")
-
     edits: list[ConfigEdit] = []
-    if only in (None, "config"):
-        config = _snapshot_config(repo, snap, str(inst.config_path))
+    if req.only in (None, "config"):
         default = inst.default_database
         dsn = retarget_dsn(default.dsn, req.database_url) if req.database_url and default else None
         edits = plan_rewrite(config, inst, RewriteRequest(
@@ -210,67 +149,84 @@ def plan_restore(repo: Repository, snap: Snapshot, req: InstallationRestoreReque
     return RestorePlan(inst, path_map, new_wd, trees, databases, edits, documents)
 
 
-def _without(inner_roots: list[str]) -> Callable[[str], bool] | None:
-    if not inner_roots:
+def _plan_trees(repo: Repository, snap: Snapshot, inst: Installation, only: str | None,
+                path_map: list[tuple[str, str]]) -> list[TreeStep]:
+    """The file trees of ``--only`` (all of them without it), each with where it goes."""
+    if only not in (None, *ONLY_CHOICES):
+        path = "/" + only.strip("/")
+        if find_node(repo, snap.tree, path) is None:
+            raise CellsBackupError(f"{path} is not in snapshot {snap.short_id}")
+        return [TreeStep(path, map_path(path, path_map), "path")]
+    data_roots = sorted({ds.parent_folder for ds in inst.local_datasources() if ds.parent_folder})
+    trees: list[TreeStep] = []
+    if inst.key_file is not None and only in (None, "config"):
+        trees.append(TreeStep(str(inst.key_file), map_path(str(inst.key_file), path_map), "vault key (first)"))
+    for comp in snap.extra.get("components", []):
+        src = comp["path"]
+        dest = map_path(src, path_map)
+        in_data = [r for r in data_roots if r == src or r.startswith(src + "/")]
+        if only == "config":
+            if comp["kind"] != "datasource-parent":
+                inner = [r[len(src):] for r in in_data if r != src]
+                trees.append(TreeStep(src, dest, comp["name"] + " (config only)", without(inner)))
+        elif only == "data":
+            if comp["kind"] == "datasource-parent":
+                trees.append(TreeStep(src, dest, comp["name"]))
+            else:
+                trees += [TreeStep(r, map_path(r, path_map), "datasources") for r in in_data if r != src]
+        else:
+            trees.append(TreeStep(src, dest, comp["name"]))
+    if only is None:
+        trees += [TreeStep(extra, map_path(extra, path_map), "extra path")
+                  for extra in snap.extra.get("extra_paths", [])]
+    return trees
+
+
+def _plan_databases(snap: Snapshot, inst: Installation, req: InstallationRestoreRequest,
+                    path_map: list[tuple[str, str]]) -> list[DatabaseStep]:
+    refs = {ref.key: ref for ref in inst.sql_databases()}
+    databases = []
+    for i, (key, info) in enumerate(snap.extra.get("databases", {}).items()):
+        if i == 0 and req.database_url:
+            target = parse_database_url(req.database_url)
+        elif key in refs:
+            target = parse_pydio_dsn(refs[key].driver, refs[key].dsn)
+        else:
+            raise CellsBackupError(f"no connection known for database {key}; give --database-url")
+        if target.kind == "sqlite" and target.database:
+            target = replace(target, database=map_path(target.database, path_map))
+        databases.append(DatabaseStep(key, info["path"], target, info["manifest"]))
+    return databases
+
+
+def _plan_documents(snap: Snapshot, inst: Installation, req: InstallationRestoreRequest) -> DocumentsStep | None:
+    saved = snap.extra.get("documents")
+    if not saved or req.skip_documents:
         return None
-    return lambda rel: not any(rel == r or rel.startswith(r + "/") for r in inner_roots)
+    uri = req.documents_url or inst.document_store
+    if not uri:
+        raise CellsBackupError(f"snapshot {snap.short_id} holds a MongoDB archive; give --documents-url")
+    archive = f"{saved['path']}/{saved['manifest'].get('archive', 'mongodump.archive')}"
+    return DocumentsStep(archive, uri, saved["manifest"])
 
 
-def refuse_unsafe(plan: RestorePlan, force: bool) -> None:
-    """Exit 13/14 conditions, checked before anything is written."""
-    config = Path(plan.new_working_dir) / "pydio.json"
-    if config.exists():
-        try:
-            status = detect_running(load_installation(Path(plan.new_working_dir)))
-        except CellsBackupError:
-            status = None
-        if status is not None and status.running:
-            raise CellsRunningError(
-                f"Cells is running in {plan.new_working_dir} ({'; '.join(status.evidence[:2])}); stop it first"
-            )
-    if force:
-        return
-    busy = []
-    for step in plan.trees:
-        dest = step.dest
-        if os.path.isdir(dest) and os.listdir(dest) or os.path.lexists(dest) and not os.path.isdir(dest):
-            busy.append(dest)
-    if busy:
-        raise TargetNotEmptyError(f"restore target not empty: {', '.join(busy[:5])} (use --force to restore over it)")
-    if plan.databases:
-        from ..database.probe import is_empty
-
-        for step in plan.databases:
-            if not is_empty(step.target):
-                raise TargetNotEmptyError(
-                    f"database {step.target.redacted()} is not empty (use --force to replace its tables)")
+@dataclass
+class DryRun:
+    plan: RestorePlan
+    checks: list[str]  # the pre-flight checks that passed
+    steps: list[StepSummary]
+    paths: list[str] | None  # every destination, when asked for
 
 
-def destinations(repo: Repository, snap: Snapshot, plan: RestorePlan) -> Iterator[str]:
-    """Every path a restore of ``plan`` would write, in order (for --dry-run)."""
-    for i, step in enumerate(plan.trees):
-        step = _skip_done(step, plan.trees[:i])
-        node = find_node(repo, snap.tree, step.source)
-        if node is None:
-            continue
-        if node["type"] != "dir":
-            yield step.dest
-            continue
-        yield step.dest + "/"
-        for rel, child in repo.walk(node["subtree"], "/"):
-            if step.select is None or step.select(rel):
-                yield os.path.join(step.dest, rel.lstrip("/")) + ("/" if child["type"] == "dir" else "")
-
-
-def _skip_done(step: TreeStep, earlier: list[TreeStep]) -> TreeStep:
-    """Leave out what an earlier step (the vault key) already restored inside this tree."""
-    inner = [e.source[len(step.source):] for e in earlier if e.source.startswith(step.source + "/")]
-    if not inner:
-        return step
-    keep = _without(inner)
-    base = step.select
-    return TreeStep(step.source, step.dest, step.what,
-                    lambda rel: keep(rel) and (base is None or base(rel)))
+def dry_run(repo: Repository, snap: Snapshot, req: InstallationRestoreRequest, *, list_files: bool = False) -> DryRun:
+    """The plan and the real run's pre-flight checks (raising as it would), writing nothing."""
+    plan = plan_restore(repo, snap, req)
+    mongorestore = _mongorestore(plan)
+    checks = preflight(plan, req.force)
+    if mongorestore:
+        checks.append(f"mongorestore found: {mongorestore}")
+    paths: list[str] | None = [] if list_files else None
+    return DryRun(plan, checks, summarize(repo, snap, plan.trees, paths), paths)
 
 
 def _restore_tree_step(repo: Repository, snap: Snapshot, step: TreeStep, restorer: Restorer) -> None:
@@ -340,11 +296,11 @@ def restore_installation(
     info = info or (lambda _m: None)
     plan = plan_restore(repo, snap, req)
     mongorestore = _mongorestore(plan)  # missing: stop before anything is written
-    refuse_unsafe(plan, req.force)
+    preflight(plan, req.force)
     restorer = Restorer(repo, owner=req.owner, overwrite=req.force)
     for i, step in enumerate(plan.trees):
         info(f"restoring {step.source} -> {step.dest}")
-        _restore_tree_step(repo, snap, _skip_done(step, plan.trees[:i]), restorer)
+        _restore_tree_step(repo, snap, skip_done(step, plan.trees[:i]), restorer)
     if plan.edits:
         config_path = Path(plan.new_working_dir) / "pydio.json"
         from ..cells import read_pydio_json
@@ -362,12 +318,19 @@ def restore_installation(
     result = InstallationRestoreResult(plan, restorer.result, db_reports)
     if plan.documents is not None:
         result.documents = _restore_documents(repo, snap, plan.documents, mongorestore, req.force, info)
+    result.whole = not restorer.result.errors
     if req.only in (None, "config", "data", "database"):
-        target = plan.databases[0].target if plan.databases else None
-        check = index_table_checker(target) if target is not None and target.kind == "mysql" else None
-        report = verify_installation(Path(plan.new_working_dir), database_check=check)
+        report = _verify(plan, req.only)
         result.verify = report.to_dict()
-        result.whole = report.whole and not restorer.result.errors
-    else:
-        result.whole = not restorer.result.errors
+        result.whole = result.whole and report.whole
     return result
+
+
+def _verify(plan: RestorePlan, only: str | None) -> VerifyReport:
+    """verify-install on what was restored: with --only database, the database alone (its index
+    tables), not a working dir this restore did not touch."""
+    target = plan.databases[0].target if plan.databases else None
+    check = index_table_checker(target) if target is not None and target.kind == "mysql" else None
+    if only == "database":
+        return verify_database(plan.installation, check) if check is not None else VerifyReport()
+    return verify_installation(Path(plan.new_working_dir), database_check=check)
