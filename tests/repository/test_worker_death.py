@@ -5,7 +5,6 @@ packs and source files open, and the next backup or restore of the same reposito
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -15,82 +14,20 @@ import pytest
 
 from cells_backup.repository import forked
 from helpers import FAST_KDF, cli_env, run_cli, tree_state
-
-GRACE = 2.0  # seconds the workers have to end once the main process is dead
-START_TIMEOUT = 60.0  # for the workers to appear, on a loaded machine
+from proc_children import children, cmdline, kill_running, kill_when, proc_stat, running, survivors
 
 
-def _stat(pid: int) -> tuple[int, str, str] | None:
-    """(parent pid, state, start time) of a process, None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return int(fields[1]), fields[0], fields[19]
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read()
-    except OSError:
-        return b""
-
-
-def _forked_children(pid: int) -> dict[int, str]:
-    """The children of ``pid`` that are forks of it (same command line: not a `du` walker or a
-    database client), with their start times."""
-    found = {}
-    for entry in os.listdir("/proc"):
-        stat = _stat(int(entry)) if entry.isdigit() else None
-        if stat and stat[0] == pid and stat[1] != "Z" and _cmdline(int(entry)) == _cmdline(pid):
-            found[int(entry)] = stat[2]
-    return found
-
-
-def _running(children: dict[int, str]) -> list[int]:
-    """Those of ``children`` still running (a zombie waiting for its new parent is not)."""
-    return [pid for pid, started in children.items()
-            if (stat := _stat(pid)) is not None and stat[2] == started and stat[1] != "Z"]
-
-
-def _survivors(children: dict[int, str]) -> list[int]:
-    """The children still running GRACE seconds after their parent died."""
-    deadline = time.monotonic() + GRACE
-    while (left := _running(children)) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return left
-
-
-def _kill_when_workers_run(args: list[str], env: dict[str, str], count: int) -> dict[int, str]:
-    """Run the CLI in a session of its own, SIGKILL it once ``count`` workers run; their pids."""
+def _kill_when_workers_run(args: list[str], env: dict[str, str]) -> dict[int, str]:
+    """Run the CLI in a session of its own, SIGKILL it once its two workers run; their pids.
+    Workers are the children that are forks of it (same command line: not a `du` walker)."""
     proc = subprocess.Popen([sys.executable, "-m", "cells_backup", *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while len(workers := _forked_children(proc.pid)) < count:
-            assert proc.poll() is None, f"ended before its workers ran: {proc.stderr.read().decode()}"
-            assert time.monotonic() < deadline, "the worker processes never started"
-            time.sleep(0.005)
-        proc.kill()
-        proc.wait()
-        assert proc.returncode == -signal.SIGKILL  # killed mid-run, not ended on its own
-        return workers
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
+                            stderr=subprocess.DEVNULL, start_new_session=True)
 
+    def two_workers(pid: int) -> dict[int, str]:
+        forks = children(pid, lambda child: cmdline(child) == cmdline(pid))
+        return forks if len(forks) >= 2 else {}
 
-def _kill_running(children: dict[int, str]) -> None:
-    """What a failing test would leave behind."""
-    for pid in _running(children):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    return kill_when(proc, two_workers)
 
 
 @pytest.fixture
@@ -114,11 +51,11 @@ def repo(tmp_path: Path) -> str:
 def test_readers_end_when_a_backup_is_killed_and_the_next_backup_works(many_files, repo, tmp_path):
     env = cli_env()
     args = ["--repo", repo, "backup", "--no-cells", "--extra-path", str(many_files)]
-    readers = _kill_when_workers_run(args, env, count=2)
+    readers = _kill_when_workers_run(args, env)
     try:
-        assert _survivors(readers) == []
+        assert survivors(readers) == []
     finally:
-        _kill_running(readers)
+        kill_running(readers)
     run_cli(*args, env=env, check=True)
     run_cli("--repo", repo, "check", env=env, check=True)
     out = tmp_path / "out"
@@ -131,11 +68,13 @@ def test_workers_end_when_a_restore_is_killed_and_the_next_restore_works(many_fi
     run_cli("--repo", repo, "backup", "--no-cells", "--extra-path", str(many_files), env=env, check=True)
     target = tmp_path / "target"
     args = ["--repo", repo, "restore", "latest", "--target", str(target)]
-    workers = _kill_when_workers_run(args, env, count=2)
+    workers = _kill_when_workers_run(args, env)
     try:
-        assert _survivors(workers) == []
+        assert survivors(workers) == []
     finally:
-        _kill_running(workers)
+        kill_running(workers)
+    refused = run_cli(*args, env=env)  # what an admin sees first: the half-restored target
+    assert refused.code == 14, refused.stderr
     run_cli(*args, "--force", env=env, check=True)
     assert tree_state(target / str(many_files).lstrip("/")) == tree_state(many_files)
 
@@ -172,20 +111,20 @@ time.sleep(60)
 def test_children_end_with_a_killed_parent(how):
     parent = subprocess.Popen([sys.executable, "-c", PARENT, how], env=cli_env(), stdout=subprocess.PIPE,
                               start_new_session=True)
-    children: dict[int, str] = {}
+    started: dict[int, str] = {}
     try:
         pids = [int(pid) for pid in parent.stdout.readline().split()]
-        children.update((pid, stat[2]) for pid in pids if (stat := _stat(pid)))
-        assert len(children) == 2
+        started.update((pid, stat[2]) for pid in pids if (stat := proc_stat(pid)))
+        assert len(started) == 2
         time.sleep(0.2)
-        assert _running(children) == pids  # alive while the parent is, its forking thread ended or not
+        assert running(started) == pids  # alive while the parent is, its forking thread ended or not
         parent.kill()
         parent.wait()
-        assert _survivors(children) == []
+        assert survivors(started) == []
     finally:
         parent.kill()
         parent.wait()
-        _kill_running(children)
+        kill_running(started)
         parent.stdout.close()
 
 
