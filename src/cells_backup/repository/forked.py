@@ -8,13 +8,15 @@ ignores it, so a Ctrl-C in between reaches only the parent.
 A child also ends when the parent dies without stopping it (SIGKILL, the OOM killer): it holds
 no end of a pipe but its own, so its next read finds the pipe closed, and on Linux the kernel
 kills it at once (``PR_SET_PDEATHSIG``), even in the middle of a batch. Nothing a child does is
-worth finishing for a dead parent, so the signal is SIGKILL: no handler can delay it.
+worth finishing for a dead parent (a restore cut short is run again with --force anyway), so
+the signal is SIGKILL: no handler can delay it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import multiprocessing
 import os
 import signal
@@ -31,6 +33,7 @@ def can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
 
 
+@functools.cache
 def _prctl() -> Callable[..., int] | None:
     """libc's prctl, looked up in the parent: loading a library in a child forked while other
     threads run could wait forever on a lock one of them held."""
@@ -68,6 +71,7 @@ def start_children(count: int, target: Callable[..., None], *args: object) -> li
 
 def _run(target: Callable[..., None], conn: Connection, parent_ends: list[Connection], parent_pid: int,
          prctl: Callable[..., int] | None, *args: object) -> None:
+    """In the child, right after the fork: tie its life to the parent's, then serve."""
     if prctl is not None:
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent_pid:  # the parent died before the signal was asked for
