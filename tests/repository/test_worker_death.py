@@ -32,12 +32,12 @@ def _kill_when_workers_run(args: list[str], env: dict[str, str]) -> dict[int, st
 
 @pytest.fixture
 def many_files(tmp_path: Path) -> Path:
-    """Enough small files (about 6,000) for a backup or a restore to take a second or more."""
+    """Enough small files (5,000) for a backup or a restore to be killed in the middle of it."""
     src = tmp_path / "src"
-    for d in range(30):
+    for d in range(25):
         (src / f"d{d}").mkdir(parents=True)
         for i in range(200):
-            (src / f"d{d}" / f"f{i}").write_bytes(os.urandom(1500))
+            (src / f"d{d}" / f"f{i}").write_bytes(os.urandom(3000))
     return src
 
 
