@@ -27,13 +27,17 @@ MAX_QUEUED = 2  # batches sent to one child and not yet answered
 
 def _serve(conn: Connection, restorer: Restorer) -> None:
     """In a child: restore each batch received, answer with what it gave, until told to stop."""
+    try:
+        _restore_batches(conn, restorer)
+    except (EOFError, OSError):  # the parent is gone, or stopped listening
+        return
+
+
+def _restore_batches(conn: Connection, restorer: Restorer) -> None:
     written: list[tuple[str, int]] = []
     restorer._on_file = lambda path, size: written.append((path, size))
     while True:
-        try:
-            message = conn.recv()
-        except EOFError:  # the parent is gone
-            return
+        message = conn.recv()
         if message is None:
             return
         files, new_dirs = message
