@@ -73,9 +73,13 @@ def test_workers_end_when_a_restore_is_killed_and_the_next_restore_works(many_fi
         assert survivors(workers) == []
     finally:
         kill_running(workers)
-    refused = run_cli(*args, env=env)  # what an admin sees first: the half-restored target
-    assert refused.code == 14, refused.stderr
-    run_cli(*args, "--force", env=env, check=True)
+    half_restored = target.exists() and any(target.iterdir())
+    again = run_cli(*args, env=env)  # what an admin sees first
+    if half_restored:  # killed after its first file: the target is not empty any more
+        assert again.code == 14, again.stderr
+        run_cli(*args, "--force", env=env, check=True)
+    else:  # killed (on a loaded machine) before anything was written: nothing to refuse
+        assert again.code == 0, again.stderr
     assert tree_state(target / str(many_files).lstrip("/")) == tree_state(many_files)
 
 
