@@ -20,8 +20,9 @@ from ..cells.model import Installation
 from ..cells.plan import Component
 from ..database.dsn import ConnectionInfo, parse_database_url, parse_pydio_dsn
 from ..errors import CellsBackupError, CellsRunningError, UsageError
-from ..repository.archiver import Progress, VirtualDir
+from ..repository.archiver import VirtualDir
 from ..repository.prefetch import prefetch_metadata
+from ..repository.progress import Progress
 from ..repository.repository import Repository
 from ..repository.snapshot import Snapshot
 from .hooks import run_hook, wait_until

@@ -22,6 +22,7 @@ from . import tree
 from .forked import can_fork
 from .fsmeta import apply_metadata
 from .pack_restore import PackOrderRestore
+from .progress import Progress
 from .repository import Repository
 from .restore_workers import SmallFileWorkers
 from .sparse import write_at
@@ -54,8 +55,10 @@ class Restorer:
         overwrite: bool = False,
         workers: int = 2,
         on_file: Callable[[str, int], None] | None = None,
+        progress: Progress | None = None,
     ) -> None:
         self.repo = repo
+        self.progress = progress or Progress()  # files and bytes written, added under `_lock`
         self.owner = owner
         self.overwrite = overwrite
         self.is_root = os.geteuid() == 0
@@ -303,6 +306,8 @@ class Restorer:
         with self._lock:
             self.result.files += 1
             self.result.bytes += size
+            self.progress.files += 1
+            self.progress.bytes += size
         if self._on_file is not None:
             self._on_file(path, size)
 

@@ -1,0 +1,46 @@
+"""How far a long operation is: counters it adds to as it goes, read by a display.
+
+Plain integers, no lock: each counter is added to by one thread (or under the caller's own lock),
+and a reader a quarter of a second late sees a number a quarter of a second old. The hot paths
+pay one integer add per file or per chunk, nothing more.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Progress:
+    """``files`` and ``bytes`` done; ``files_total`` and ``bytes_total`` known to do so far
+    (final once ``totals_final``); ``expected_*`` an estimate from elsewhere (the parent
+    snapshot) while the totals are not final. ``unit`` names what ``files`` counts."""
+
+    files: int = 0
+    dirs: int = 0
+    bytes: int = 0
+    files_total: int = 0
+    bytes_total: int = 0
+    totals_final: bool = False
+    expected_files: int = 0
+    expected_bytes: int = 0
+    unit: str = "files"
+    current: str = ""
+    started: float = field(default_factory=time.monotonic)
+
+    def set_totals(self, files: int, bytes_: int) -> None:
+        """Totals known before the work starts (restore, check, prune, copy)."""
+        self.files_total, self.bytes_total, self.totals_final = files, bytes_, True
+
+    def totals(self) -> tuple[int | None, int | None]:
+        """The best known (files, bytes) to do, never below what is done; None when nothing
+        tells (a first backup, whose scanner is only a few thousand entries ahead)."""
+        if self.totals_final:
+            files, size = self.files_total, self.bytes_total
+        elif self.expected_files or self.expected_bytes:
+            files = max(self.expected_files, self.files_total)
+            size = max(self.expected_bytes, self.bytes_total)
+        else:
+            return None, None
+        return max(files, self.files), max(size, self.bytes)
