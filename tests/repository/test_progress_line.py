@@ -4,87 +4,15 @@ terminal, or with -q or --json, nothing of it is written."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import pty
 import re
-import struct
 import subprocess
 import sys
-import termios
-import threading
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from helpers import cli_env, run_cli
-
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-REDRAW = "\r\x1b[2K"  # rich goes back to the start of the line and clears it before each redraw
-MAX_PER_SECOND = 4
-
-
-@dataclass
-class TerminalRun:
-    code: int
-    stdout: str
-    terminal: str  # all that was written to stderr, the terminal
-    seconds: float
-
-    def frames(self) -> list[str]:
-        """Each drawing of the line, escapes removed."""
-        return [f.strip() for f in re.split(r"[\r\n]+", ANSI.sub("", self.terminal)) if f.strip()]
-
-    def redraws(self) -> int:
-        return self.terminal.count(REDRAW)
-
-
-def run_on_terminal(*args: str, env: dict[str, str], program: list[str] | None = None,
-                    timeout: float = 300) -> TerminalRun:
-    """Run the CLI (or ``program``) with stderr on a pseudo-terminal 200 columns wide, stdout a pipe."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))
-    chunks: list[bytes] = []
-
-    def read() -> None:
-        while True:
-            try:
-                data = os.read(master, 65536)
-            except OSError:  # EIO: every writer of the terminal is gone
-                return
-            if not data:
-                return
-            chunks.append(data)
-
-    reader = threading.Thread(target=read)
-    reader.start()
-    started = time.monotonic()
-    try:
-        proc = subprocess.Popen(program or [sys.executable, "-m", "cells_backup", *args], env=env,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave)
-    finally:
-        os.close(slave)
-    try:
-        stdout, _ = proc.communicate(timeout=timeout)
-    finally:
-        proc.kill()
-        proc.wait()
-        seconds = time.monotonic() - started
-        reader.join(timeout=30)
-        os.close(master)
-    run = TerminalRun(proc.returncode, stdout.decode(errors="replace"), b"".join(chunks).decode(errors="replace"),
-                      seconds)
-    # At most 4 redraws a second, whatever the command: the first drawing and the last one come
-    # with the start and the end of the line, the rest with rich's refresh thread.
-    assert run.redraws() <= MAX_PER_SECOND * run.seconds + 2, (run.redraws(), run.seconds)
-    return run
-
-
-def last_frame(run: TerminalRun, label: str) -> str:
-    lines = [f for f in run.frames() if f.startswith(label + " ")]
-    assert lines, run.terminal
-    return lines[-1]
+from terminal import last_frame, run_on_terminal
 
 
 def test_backup_and_restore_show_percent_files_and_bytes_of_the_total(repo, source, tmp_path, env):

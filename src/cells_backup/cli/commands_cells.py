@@ -56,7 +56,15 @@ def cells_restore(settings: Settings, repo, snap, *, cells_dir, maps, database_u
         settings.out.result(plan.describe() | {"destinations": paths},
                             plan.render() + "\nfiles that would be written:\n" + "\n".join(paths))
         return
-    result = restore_installation(repo, snap, request, info=settings.out.info)
+    progress = new_progress(settings.out)
+
+    def info(message: str) -> None:
+        if progress is not None:
+            progress.current = message
+        settings.out.info(message)
+
+    with progress_shown(progress, "restore", show_path=True):
+        result = restore_installation(repo, snap, request, info=info, progress=progress)
     files = result.files
     lines = [f"restored {files.files} files, {files.dirs} dirs, {human_bytes(files.bytes)}"]
     for db in result.databases:

@@ -29,6 +29,7 @@ from ..cells.model import Installation
 from ..cells.rewrite import ConfigEdit, map_path
 from ..database.dsn import ConnectionInfo, parse_database_url, parse_pydio_dsn
 from ..errors import CellsBackupError, CellsRunningError, TargetNotEmptyError, UsageError
+from ..repository.progress import Progress
 from ..repository.reader import StoredContent, open_content
 from ..repository.repository import Repository
 from ..repository.restorer import Restorer, RestoreResult, find_node
@@ -334,17 +335,36 @@ class InstallationRestoreResult:
     whole: bool = True
 
 
+def _files_of_step(repo: Repository, snap: Snapshot, step: TreeStep) -> tuple[int, int]:
+    """The files and bytes a tree step restores (its trees read, not its data)."""
+    node = find_node(repo, snap.tree, step.source)
+    if node is None or node["type"] != "dir":
+        return (1, int(node.get("size", 0))) if node is not None and node["type"] == "file" else (0, 0)
+    files = size = 0
+    for rel, child in repo.walk(node["subtree"], "/"):
+        if child["type"] == "file" and (step.select is None or step.select(rel)):
+            files += 1
+            size += int(child.get("size", 0))
+    return files, size
+
+
 def restore_installation(
     repo: Repository, snap: Snapshot, req: InstallationRestoreRequest, *, info: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> InstallationRestoreResult:
+    """``progress``, when given, gets the files and bytes of the tree steps, then counts them."""
     info = info or (lambda _m: None)
     plan = plan_restore(repo, snap, req)
     mongorestore = _mongorestore(plan)  # missing: stop before anything is written
     refuse_unsafe(plan, req.force)
-    restorer = Restorer(repo, owner=req.owner, overwrite=req.force)
-    for i, step in enumerate(plan.trees):
+    restorer = Restorer(repo, owner=req.owner, overwrite=req.force, progress=progress)
+    steps = [_skip_done(step, plan.trees[:i]) for i, step in enumerate(plan.trees)]
+    if progress is not None:
+        counts = [_files_of_step(repo, snap, step) for step in steps]
+        progress.set_totals(sum(f for f, _b in counts), sum(b for _f, b in counts))
+    for step in steps:
         info(f"restoring {step.source} -> {step.dest}")
-        _restore_tree_step(repo, snap, _skip_done(step, plan.trees[:i]), restorer)
+        _restore_tree_step(repo, snap, step, restorer)
     if plan.edits:
         config_path = Path(plan.new_working_dir) / "pydio.json"
         from ..cells import read_pydio_json
