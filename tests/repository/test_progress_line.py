@@ -19,8 +19,9 @@ def test_backup_and_restore_show_percent_files_and_bytes_of_the_total(repo, sour
     first = run_on_terminal("--repo", repo, "backup", "--no-cells", "--extra-path", str(source), env=env)
     assert first.code == 0, first.terminal
     assert "snapshot" in first.stdout and "saved" in first.stdout
-    # A first backup has no parent to estimate from: what is done, no percent.
-    assert re.match(r"backup\s+files 5\s+5\.0 MiB", last_frame(first, "backup")), first.frames()
+    # No parent snapshot: the metadata walkers counted the files and bytes (the hard link twice,
+    # as the backup does; not the symlinks).
+    assert re.match(r"backup\s+100%\s+files 5/5\s+5\.0 MiB/5\.0 MiB\b", last_frame(first, "backup")), first.frames()
 
     again = run_on_terminal("--repo", repo, "backup", "--no-cells", "--extra-path", str(source), env=env)
     assert again.code == 0, again.terminal
@@ -36,6 +37,15 @@ def test_backup_and_restore_show_percent_files_and_bytes_of_the_total(repo, sour
                            "--only", f"{source}/dir/sub", env=env)
     assert only.code == 0, only.terminal
     assert re.match(r"restore\s+100%\s+files 1/1\s+1000 B/1000 B\b", last_frame(only, "restore"))
+
+
+def test_a_first_backup_without_the_walkers_shows_what_is_done(repo, source):
+    """No find on the PATH: nothing counts ahead, so no percent, only what is done."""
+    env = cli_env(PATH="/nonexistent")
+    run = run_on_terminal("--repo", repo, "backup", "--no-cells", "--extra-path", str(source), env=env)
+    assert run.code == 0, run.terminal
+    assert re.match(r"backup\s+files 5\s+5\.0 MiB\s", last_frame(run, "backup")), run.frames()
+    assert "%" not in "".join(run.frames())
 
 
 def test_check_prune_and_copy_count_packs_and_blobs(repo, tmp_path, env):

@@ -87,10 +87,11 @@ def backup(settings: Settings, cells_dir, tags, excludes, extra_paths, no_cells,
                             database_url=database_url, skip_documents_db=skip_documents_db)
     if not extra_paths:
         raise UsageError("--no-cells needs at least one --extra-path")
-    with prefetch_metadata(extra_paths):  # from before the key is derived: the walk finds warm caches
+    started = time.monotonic()
+    progress = new_progress(settings.out)
+    # From before the key is derived: the walk finds warm caches (and counts, for the line).
+    with prefetch_metadata(extra_paths, on_counted=progress.walked if progress is not None else None):
         repo = settings.open()
-        started = time.monotonic()
-        progress = new_progress(settings.out)
         request = BackupRequest(paths=extra_paths, tags=list(tags), excludes=excludes, time=when_dt,
                                 lock_wait=lock_wait)
         with progress_shown(progress, "backup", show_path=True):

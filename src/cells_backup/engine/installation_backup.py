@@ -233,7 +233,8 @@ def backup_installation(
         lock_wait=request.lock_wait,
     )
 
-    with prefetch_metadata(paths):  # the walks below find warm caches
+    # The walks below find warm caches; the walkers count the files too when a progress is shown.
+    with prefetch_metadata(paths, on_counted=progress.walked if progress is not None else None):
         status = detect_running(inst)
         downtime = None
         if request.stop_command:

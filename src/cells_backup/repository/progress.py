@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 @dataclass
 class Progress:
     """``files`` and ``bytes`` done; ``files_total`` and ``bytes_total`` known to do so far
-    (final once ``totals_final``); ``expected_*`` an estimate from elsewhere (the parent
-    snapshot) while the totals are not final. ``unit`` names what ``files`` counts."""
+    (final once ``totals_final``). While they are not final, estimates: ``expected_*`` from the
+    parent snapshot, else ``walked_*`` from the metadata walkers. ``unit`` names what ``files``
+    counts."""
 
     files: int = 0
     dirs: int = 0
@@ -25,6 +26,8 @@ class Progress:
     totals_final: bool = False
     expected_files: int = 0
     expected_bytes: int = 0
+    walked_files: int = 0
+    walked_bytes: int = 0
     unit: str = "files"
     current: str = ""
     started: float = field(default_factory=time.monotonic)
@@ -33,14 +36,21 @@ class Progress:
         """Totals known before the work starts (restore, check, prune, copy)."""
         self.files_total, self.bytes_total, self.totals_final = files, bytes_, True
 
+    def walked(self, files: int, bytes_: int) -> None:
+        """What the metadata walkers counted under the paths to back up."""
+        self.walked_files, self.walked_bytes = files, bytes_
+
     def totals(self) -> tuple[int | None, int | None]:
         """The best known (files, bytes) to do, never below what is done; None when nothing
-        tells (a first backup, whose scanner is only a few thousand entries ahead)."""
+        tells yet (a first backup's scanner is only a few thousand entries ahead)."""
         if self.totals_final:
             files, size = self.files_total, self.bytes_total
         elif self.expected_files or self.expected_bytes:
             files = max(self.expected_files, self.files_total)
             size = max(self.expected_bytes, self.bytes_total)
+        elif self.walked_files:
+            files = max(self.walked_files, self.files_total)
+            size = max(self.walked_bytes, self.bytes_total)
         else:
             return None, None
         return max(files, self.files), max(size, self.bytes)
