@@ -32,7 +32,9 @@ class TerminalRun:
         return [f.strip() for f in re.split(r"[\r\n]+", ANSI.sub("", self.terminal)) if f.strip()]
 
     def redraws(self) -> int:
-        return self.terminal.count(REDRAW)
+        """Redraws of the line alone; a message printed above the line (a new line, then the line
+        again) is not one."""
+        return sum(1 for piece in self.terminal.split(REDRAW)[1:] if "\n" not in piece)
 
 
 def run_on_terminal(*args: str, env: dict[str, str], program: list[str] | None = None,
