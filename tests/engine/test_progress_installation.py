@@ -34,3 +34,22 @@ def test_installation_restore_counts_the_files_of_its_steps(tmp_path):
     assert m and int(m[1]) > 5, line
     # the steps' messages are printed above the line, as on a pipe
     assert "restoring " in restore.terminal and "loading database into" in restore.terminal
+
+
+def test_backup_with_hooks_counts_the_second_pass_from_zero(tmp_path):
+    """With stop and start hooks the files are read while Cells runs, then again once it is
+    stopped: the line counts the second pass from zero, of what the first one stored."""
+    make_sample_installation(tmp_path / "cells", external_parent=tmp_path / "storage")
+    env = cli_env()
+    repo = str(tmp_path / "repo")
+    run_cli("--repo", repo, "init", *FAST_KDF, env=env, check=True)
+    run = run_on_terminal("--repo", repo, "backup", "--cells-dir", str(tmp_path / "cells"), "--no-database",
+                          "--stop-command", "true", "--start-command", "true", env=env)
+    assert run.code == 0, run.stdout + run.terminal
+    assert "stopping Cells" in run.frames()
+    new, changed, unmodified = map(int, re.search(r"files: (\d+) new, (\d+) changed, (\d+) unmodified",
+                                                  run.stdout).groups())
+    stored = new + changed + unmodified
+    assert stored > 10
+    # Both passes went over every file; counted on, the second would end at twice as many.
+    assert re.match(rf"backup\s+100%\s+files {stored}/{stored}\s", last_frame(run, "backup")), run.frames()

@@ -65,6 +65,7 @@ class _Line(RichProgress):
 
     def __init__(self, source: Progress, *columns: ProgressColumn, **options: object) -> None:
         self._source = source
+        self._passes = source.passes
         self._task = None
         super().__init__(*columns, **options)  # asks for the renderables once, before the task is there
         self._task = self.add_task("", total=None, count=0, count_total=None, bytes=0, bytes_total=None,
@@ -77,6 +78,9 @@ class _Line(RichProgress):
 
     def _follow(self) -> None:
         source = self._source
+        if source.passes != self._passes:  # counting again from zero: no rate from the pass before
+            self._passes = source.passes
+            self.reset(self._task)
         files_total, bytes_total = source.totals()
         by_bytes = not (files_total and not bytes_total)  # count packs or files when no bytes are known
         self.update(self._task, completed=source.bytes if by_bytes else source.files,

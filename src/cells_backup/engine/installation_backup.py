@@ -266,8 +266,10 @@ def backup_installation(
             # Cells still runs: files are stored now, so that while it is stopped only what changed
             # since is read again (its data is the same as the parent's otherwise).
             info("reading the files before stopping Cells")
-            backup_req.read_ahead = read_ahead(repo, backup_req)
+            backup_req.read_ahead = read_ahead(repo, backup_req, progress)
             info("stopping Cells")
+            if progress is not None:  # after the message, drawn above the first pass's last state
+                progress.restart()
             stopped_at.append(time.monotonic())
             try:
                 run_hook(request.stop_command, "stop")

@@ -94,9 +94,7 @@ def run_backup(
     with Lock(repo, exclusive=False, purpose="backup").acquire(request.lock_wait):
         repo.load_index()
         parent = request.read_ahead or choose_parent(repo, paths, socket.gethostname())
-        if parent is not None and progress is not None:  # an estimate of the totals, for percent and ETA
-            progress.expected_files = int(parent.summary.get("total_files", 0))
-            progress.expected_bytes = int(parent.summary.get("total_bytes", 0))
+        _expect(progress, parent)
         tree_id, archiver = _archive(repo, request, paths, parent, request.virtual, progress, warn, on_files_done)
         snapshot = make_snapshot(repo, tree_id, paths, archiver, parent=parent, tags=request.tags,
                                  when=request.time, extra=request.extra)
@@ -111,6 +109,13 @@ def run_backup(
             before_snapshot(snapshot)
         repo.save_snapshot(snapshot)
     return snapshot
+
+
+def _expect(progress: Progress | None, parent: Snapshot | None) -> None:
+    """The parent's totals as an estimate of this backup's, for percent and ETA."""
+    if parent is not None and progress is not None:
+        progress.expected_files = int(parent.summary.get("total_files", 0))
+        progress.expected_bytes = int(parent.summary.get("total_bytes", 0))
 
 
 def make_snapshot(
@@ -170,7 +175,7 @@ def _archive(repo: Repository, request: BackupRequest, paths: list[str], parent:
     return tree_id, archiver
 
 
-def read_ahead(repo: Repository, request: BackupRequest) -> Snapshot:
+def read_ahead(repo: Repository, request: BackupRequest, progress: Progress | None = None) -> Snapshot:
     """Store the request's files (not its streams) without writing a snapshot.
 
     Used before Cells is stopped: the snapshot returned, kept in memory, is then the parent of the
@@ -181,7 +186,8 @@ def read_ahead(repo: Repository, request: BackupRequest) -> Snapshot:
     with Lock(repo, exclusive=False, purpose="backup").acquire(request.lock_wait):
         repo.load_index()
         parent = choose_parent(repo, paths, socket.gethostname())
-        tree_id, archiver = _archive(repo, request, paths, parent, [], None, lambda _m: None, None)
+        # No estimate from the parent, whose totals count its streams too: the walkers' count is closer.
+        tree_id, archiver = _archive(repo, request, paths, parent, [], progress, lambda _m: None, None)
         return make_snapshot(repo, tree_id, paths, archiver, parent=parent, tags=request.tags, when=request.time)
 
 

@@ -31,6 +31,16 @@ class Progress:
     unit: str = "files"
     current: str = ""
     started: float = field(default_factory=time.monotonic)
+    passes: int = 1  # a second pass over the same work (`restart`) starts the display again
+
+    def restart(self) -> None:
+        """Count a new pass from zero (a backup's files read again once Cells is stopped); the
+        walkers' counts still hold."""
+        self.files = self.dirs = self.bytes = self.files_total = self.bytes_total = 0
+        self.expected_files = self.expected_bytes = 0
+        self.totals_final = False
+        self.started = time.monotonic()
+        self.passes += 1
 
     def set_totals(self, files: int, bytes_: int) -> None:
         """Totals known before the work starts (restore, check, prune, copy)."""
