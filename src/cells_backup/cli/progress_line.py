@@ -7,7 +7,9 @@ operation's plain counters into the rich task, so the operation never calls into
 
 from __future__ import annotations
 
-from rich.console import Console
+from collections.abc import Iterable
+
+from rich.console import Console, RenderableType
 from rich.progress import Progress as RichProgress
 from rich.progress import ProgressColumn, Task, TaskProgressColumn, TextColumn
 from rich.table import Column
@@ -53,6 +55,8 @@ class RateColumn(ProgressColumn):
 
 
 class EtaColumn(ProgressColumn):
+    """``ETA 1m05s``, from rich's rate; nothing while no total or no rate is known."""
+
     def render(self, task: Task) -> Text:
         remaining = task.time_remaining
         if task.total is None or remaining is None:
@@ -71,7 +75,7 @@ class _Line(RichProgress):
         self._task = self.add_task("", total=None, count=0, count_total=None, bytes=0, bytes_total=None,
                                    unit=source.unit, by_bytes=True, path="")
 
-    def get_renderables(self):  # noqa: ANN201 (rich's own signature)
+    def get_renderables(self) -> Iterable[RenderableType]:
         if self._task is not None:
             self._follow()
         return super().get_renderables()
