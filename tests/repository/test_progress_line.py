@@ -139,3 +139,24 @@ def test_rich_is_imported_only_when_stderr_is_a_terminal(repo, source, env):
     on_terminal = run_on_terminal(program=[sys.executable, "-c", script], env=env)
     assert "saved" in on_terminal.stdout, on_terminal.terminal
     assert "rich loaded: True" in on_terminal.stdout
+
+
+def test_totals_come_from_the_best_source_and_never_fall_below_what_is_done():
+    from cells_backup.repository.progress import Progress
+
+    p = Progress()
+    assert p.totals() == (None, None)  # nothing counted ahead: no percent rather than a wrong one
+    p.files_total, p.bytes_total = 10, 1000  # the scanner, a few thousand entries ahead
+    assert p.totals() == (None, None)
+    p.walked(50, 9000)
+    assert p.totals() == (50, 9000)
+    p.expected_files, p.expected_bytes = 40, 8000  # the parent snapshot's: taken first
+    assert p.totals() == (40, 8000)
+    p.files_total, p.bytes_total = 45, 8500  # the tree grew since
+    assert p.totals() == (45, 8500)
+    p.files, p.bytes = 47, 8800  # a file grew while read
+    assert p.totals() == (47, 8800)
+    p.restart()
+    assert (p.files, p.bytes, p.expected_files) == (0, 0, 0) and p.totals() == (50, 9000)
+    p.set_totals(3, 300)
+    assert p.totals() == (3, 300)
