@@ -46,3 +46,39 @@ def test_backup_without_du_on_the_path_still_works(tmp_path):
     run_cli("--repo", repo, "backup", "--no-cells", "--extra-path", str(src), env=env, check=True)
     listed = run_cli("--repo", repo, "ls", "latest", str(src), env=env).stdout
     assert "sub/f" in listed
+
+
+def test_counting_walkers_count_every_file_once_and_are_reaped(tmp_path):
+    """With a progress line, the walkers count regular files and bytes: those directly in a split
+    directory, in its subdirectories, and a path that is one file; not symlinks or directories."""
+    tree = tmp_path / "tree"
+    for name in ("a", "b", "c"):
+        (tree / name / "deep").mkdir(parents=True)
+        (tree / name / "deep" / "f").write_bytes(b"x" * 1000)
+    (tree / "top.txt").write_bytes(b"y" * 10)
+    (tree / "link").symlink_to("top.txt")
+    single = tmp_path / "single.bin"
+    single.write_bytes(b"z" * 5)
+    counted: list[tuple[int, int]] = []
+    with prefetch_metadata([str(tree), str(single)], on_counted=lambda n, size: counted.append((n, size))) as procs:
+        assert all(os.path.basename(p.args[0]) in ("find", "awk") for p in procs)
+        for proc in procs:
+            proc.wait()  # the walk is done before the backup is
+    assert all(p.returncode is not None for p in procs)
+    assert counted == [(5, 3015)]
+
+
+def test_walkers_ended_early_report_no_count(tmp_path):
+    """Counts cut short by the end of the backup would be too low: none is reported then."""
+    for i in range(20):
+        for j in range(250):
+            (tmp_path / f"d{i}" / f"e{j}").mkdir(parents=True)
+    counted: list[tuple[int, int]] = []
+    with prefetch_metadata([str(tmp_path)], on_counted=lambda n, size: counted.append((n, size))) as procs:
+        walkers = [proc for proc in procs if os.path.basename(proc.args[0]) == "find"]
+        for proc in walkers:  # ended as when the block ends first; their adders then sum what came
+            proc.kill()
+        for proc in procs:
+            proc.wait()
+    assert any(proc.returncode < 0 for proc in walkers)  # 5000 directories: not all walked that soon
+    assert counted == []

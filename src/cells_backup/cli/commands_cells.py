@@ -8,16 +8,16 @@ from pathlib import Path
 import click
 
 from ..errors import CellsBackupError, ExitCode, UsageError
-from ..repository.archiver import Progress
 from .main import Settings, cli, common_options
 from .options import rewrite_options
-from .output import ProgressLine, human_bytes, human_duration
+from .output import human_bytes, human_duration
+from .progress import new_progress, progress_shown
 
 
 def cells_backup(settings: Settings, *, cells_dir, tags, excludes, extra_paths, no_database, stop_command,
                  start_command, live, when, lock_wait, skip_documents_db=False, database_url=None) -> None:
     from ..engine.installation_backup import InstallationBackupRequest, backup_installation
-    from .commands_tree import _progress_renderer, report_backup
+    from .commands_tree import report_backup
 
     hooks = settings.config.get("hooks", {})
     request = InstallationBackupRequest(
@@ -26,8 +26,8 @@ def cells_backup(settings: Settings, *, cells_dir, tags, excludes, extra_paths, 
         skip_documents_db=skip_documents_db, stop_command=stop_command or hooks.get("stop_command"),
         start_command=start_command or hooks.get("start_command"), live=live, when=when, lock_wait=lock_wait)
     repo = settings.open()
-    progress = Progress()
-    with ProgressLine(_progress_renderer(progress), enabled=not settings.out.quiet):
+    progress = new_progress(settings.out)
+    with progress_shown(progress, "backup", show_path=True):
         result = backup_installation(repo, request, progress=progress, warn=settings.out.warn,
                                      info=settings.out.info)
     for note in result.warnings:
@@ -50,7 +50,15 @@ def cells_restore(settings: Settings, repo, snap, *, cells_dir, maps, database_u
         dry_run=dry_run, force=force, documents_url=documents_url, skip_documents=skip_documents)
     if dry_run:
         return _report_dry_run(settings, repo, snap, request)
-    result = restore_installation(repo, snap, request, info=settings.out.info)
+    progress = new_progress(settings.out)
+
+    def info(message: str) -> None:
+        if progress is not None:
+            progress.current = message
+        settings.out.info(message)
+
+    with progress_shown(progress, "restore", show_path=True):
+        result = restore_installation(repo, snap, request, info=info, progress=progress)
     files = result.files
     lines = [f"restored {files.files} files, {files.dirs} dirs, {human_bytes(files.bytes)}"]
     for db in result.databases:

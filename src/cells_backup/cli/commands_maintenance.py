@@ -8,6 +8,7 @@ from ..errors import ExitCode
 from ..repository.lock import Lock
 from .main import Settings, cli, common_options
 from .output import human_bytes
+from .progress import new_progress, progress_shown
 
 
 def run_prune(settings: Settings, repo, *, max_unused: float, dry_run: bool) -> dict:
@@ -18,7 +19,15 @@ def run_prune(settings: Settings, repo, *, max_unused: float, dry_run: bool) -> 
     plan = plan_prune(repo, used, max_unused=max_unused)
     doc = {"plan": plan.to_dict()}
     if not dry_run:
-        doc["result"] = execute_prune(repo, plan, used, say=settings.out.debug)
+        progress = new_progress(settings.out)
+
+        def say(message: str) -> None:
+            if progress is not None:
+                progress.current = message
+            settings.out.debug(message)
+
+        with progress_shown(progress, "prune", show_path=True):
+            doc["result"] = execute_prune(repo, plan, used, say=say, progress=progress)
     return doc
 
 

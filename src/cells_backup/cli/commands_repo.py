@@ -19,7 +19,8 @@ from ..repository.keys import list_key_files, make_key_file
 from ..repository.lock import Lock, remove_stale_locks
 from ..repository.repository import Repository
 from .main import Settings, cli, common_options
-from .output import ProgressLine, human_bytes
+from .output import human_bytes
+from .progress import new_progress, progress_shown
 
 
 @cli.command()
@@ -142,15 +143,17 @@ def snapshots(settings: Settings, tags: tuple[str, ...], host: str | None) -> No
 def check(settings: Settings, read_data: bool, read_data_subset: str | None) -> None:
     """Verify the repository's structure (and data with --read-data)."""
     repo = settings.open()
-    step = ["starting"]
+    data_progress = new_progress(settings.out)
 
-    def progress(message: str) -> None:
-        step[0] = message
+    def step(message: str) -> None:
+        if data_progress is not None:
+            data_progress.current = message
         settings.out.debug(message)
 
     with Lock(repo, exclusive=False, purpose="check").acquire(30), \
-            ProgressLine(lambda elapsed: f"check: {step[0]} ({elapsed:.0f} s)", enabled=not settings.out.quiet):
-        report = check_repository(repo, read_data=read_data, subset=read_data_subset, progress=progress)
+            progress_shown(data_progress, "check", show_path=True):
+        report = check_repository(repo, read_data=read_data, subset=read_data_subset, progress=step,
+                                  data_progress=data_progress)
     lines = [f"{e['object']}: {e['error']}" for e in report.errors]
     for e in report.errors:
         for snap, paths in e.get("affected", {}).items():
@@ -230,7 +233,9 @@ def copy(settings: Settings, snapshots: tuple[str, ...], to_repo: str, to_passwo
     chosen = [source.resolve_snapshot(s) for s in snapshots] if snapshots else source.list_snapshots()
     with Lock(source, exclusive=False, purpose="copy (source)").acquire(30), \
             Lock(target, exclusive=False, purpose="copy").acquire(30):
-        pairs = copy_snapshots(source, target, chosen, say=settings.out.info)
+        progress = new_progress(settings.out)
+        with progress_shown(progress, "copy"):
+            pairs = copy_snapshots(source, target, chosen, say=settings.out.info, progress=progress)
     text = (f"created repository {target.id[:8]} at {backend.location}\n" if created else "") + \
         f"copied {len(pairs)} snapshot(s); {len(chosen) - len(pairs)} were already there"
     settings.out.result({"created": created, "copied": [{"from": a, "to": b} for a, b in pairs]}, text)

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from datetime import datetime
 
 import click
 
 from ..engine.trees import BackupRequest, restore_tree, run_backup
 from ..errors import CellsBackupError, ExitCode, UsageError
-from ..repository.archiver import Progress
 from ..repository.prefetch import prefetch_metadata
 from .main import Settings, cli, common_options
 from .options import rewrite_options
-from .output import ProgressLine, human_bytes, human_duration
+from .output import human_bytes, human_duration
+from .progress import new_progress, progress_shown
 
 
 def parse_owner(owner: str | None) -> tuple[int, int] | None:
@@ -33,19 +34,6 @@ def parse_owner(owner: str | None) -> tuple[int, int] | None:
     except KeyError:
         raise UsageError(f"unknown user or group in --owner {owner!r}") from None
     return uid, gid
-
-
-def _progress_renderer(progress: Progress):
-    def render(elapsed: float) -> str:
-        rate = progress.bytes / elapsed if elapsed > 0 else 0
-        eta = ""
-        expected_bytes = progress.expected_bytes
-        if expected_bytes and rate > 0 and progress.bytes < expected_bytes:
-            eta = f", ETA {human_duration((expected_bytes - progress.bytes) / rate)}"
-        return (f"{progress.files} files, {human_bytes(progress.bytes)}, {human_bytes(rate)}/s{eta}  "
-                f"{progress.current[-80:]}")
-
-    return render
 
 
 def report_backup(settings: Settings, snapshot, elapsed: float) -> None:
@@ -99,14 +87,16 @@ def backup(settings: Settings, cells_dir, tags, excludes, extra_paths, no_cells,
                             database_url=database_url, skip_documents_db=skip_documents_db)
     if not extra_paths:
         raise UsageError("--no-cells needs at least one --extra-path")
-    with prefetch_metadata(extra_paths):  # from before the key is derived: the walk finds warm caches
+    started = time.monotonic()
+    progress = new_progress(settings.out)
+    # From before the key is derived: the walk finds warm caches (and counts, for the line).
+    with prefetch_metadata(extra_paths, on_counted=progress.walked if progress is not None else None):
         repo = settings.open()
-        progress = Progress()
         request = BackupRequest(paths=extra_paths, tags=list(tags), excludes=excludes, time=when_dt,
                                 lock_wait=lock_wait)
-        with ProgressLine(_progress_renderer(progress), enabled=not settings.out.quiet) as line:
+        with progress_shown(progress, "backup", show_path=True):
             snapshot = run_backup(repo, request, progress=progress, warn=settings.out.warn)
-    report_backup(settings, snapshot, snapshot.summary.get("duration", 0) or line.started)
+    report_backup(settings, snapshot, snapshot.summary.get("duration", 0) or time.monotonic() - started)
     if snapshot.partial:
         raise SystemExit(ExitCode.PARTIAL)
 
@@ -154,7 +144,9 @@ def restore(settings: Settings, snapshot, target, cells_dir, maps, database_url,
         lines = [os.path.join(os.path.abspath(target), p.lstrip("/")) for p, _n in walk]
         settings.out.result({"destinations": lines}, "\n".join(lines))
         return
-    result = restore_tree(repo, snap, target, only=only, force=force, owner=owner_ids)
+    progress = new_progress(settings.out)
+    with progress_shown(progress, "restore"):
+        result = restore_tree(repo, snap, target, only=only, force=force, owner=owner_ids, progress=progress)
     for warning in result.warnings[:50]:
         settings.out.debug(f"warning: {warning}")
     text = f"restored {result.files} files, {result.dirs} dirs, {human_bytes(result.bytes)} to {target}"

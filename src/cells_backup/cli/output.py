@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
-import time
 from dataclasses import dataclass
 
 
@@ -66,33 +64,3 @@ def human_duration(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds // 60}m{seconds % 60:02d}s"
     return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
-
-
-class ProgressLine:
-    """A status line on stderr, refreshed twice a second, only on a terminal."""
-
-    def __init__(self, render, enabled: bool) -> None:
-        self._render = render
-        self._enabled = enabled and sys.stderr.isatty()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.started = time.monotonic()
-
-    def __enter__(self) -> ProgressLine:
-        if self._enabled:
-            self._thread = threading.Thread(target=self._run, daemon=True)
-            self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.5):
-            line = self._render(time.monotonic() - self.started)
-            sys.stderr.write("\r\x1b[2K" + line[:200])
-            sys.stderr.flush()
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            sys.stderr.write("\r\x1b[2K")
-            sys.stderr.flush()

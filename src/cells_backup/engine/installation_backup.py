@@ -20,8 +20,9 @@ from ..cells.model import Installation
 from ..cells.plan import Component
 from ..database.dsn import ConnectionInfo, parse_database_url, parse_pydio_dsn
 from ..errors import CellsBackupError, CellsRunningError, UsageError
-from ..repository.archiver import Progress, VirtualDir
+from ..repository.archiver import VirtualDir
 from ..repository.prefetch import prefetch_metadata
+from ..repository.progress import Progress
 from ..repository.repository import Repository
 from ..repository.snapshot import Snapshot
 from .hooks import run_hook, wait_until
@@ -232,7 +233,8 @@ def backup_installation(
         lock_wait=request.lock_wait,
     )
 
-    with prefetch_metadata(paths):  # the walks below find warm caches
+    # The walks below find warm caches; the walkers count the files too when a progress is shown.
+    with prefetch_metadata(paths, on_counted=progress.walked if progress is not None else None):
         status = detect_running(inst)
         downtime = None
         if request.stop_command:
@@ -264,8 +266,10 @@ def backup_installation(
             # Cells still runs: files are stored now, so that while it is stopped only what changed
             # since is read again (its data is the same as the parent's otherwise).
             info("reading the files before stopping Cells")
-            backup_req.read_ahead = read_ahead(repo, backup_req)
+            backup_req.read_ahead = read_ahead(repo, backup_req, progress)
             info("stopping Cells")
+            if progress is not None:  # after the message, drawn above the first pass's last state
+                progress.restart()
             stopped_at.append(time.monotonic())
             try:
                 run_hook(request.stop_command, "stop")

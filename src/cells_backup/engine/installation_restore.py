@@ -28,12 +28,13 @@ from ..cells.rewrite import ConfigEdit, map_path
 from ..cells.verify import VerifyReport, verify_database
 from ..database.dsn import ConnectionInfo, parse_database_url, parse_pydio_dsn
 from ..errors import CellsBackupError
+from ..repository.progress import Progress
 from ..repository.reader import StoredContent, open_content
 from ..repository.repository import Repository
 from ..repository.restorer import Restorer, RestoreResult, find_node
 from ..repository.snapshot import Snapshot
 from .dbcheck import index_table_checker
-from .restore_preflight import StepSummary, preflight, summarize
+from .restore_preflight import StepSummary, preflight, summarize, walk_plan
 from .restore_steps import TreeStep, check_maps, mappable_paths, parse_maps, skip_done, split_mapped, without
 
 ONLY_CHOICES = ("config", "data", "database")
@@ -290,17 +291,32 @@ class InstallationRestoreResult:
     whole: bool = True
 
 
+def _file_totals(repo: Repository, snap: Snapshot, trees: list[TreeStep]) -> tuple[int, int]:
+    """The regular files and bytes the tree steps restore (their trees read, not their data)."""
+    files = size = 0
+    for _i, _dest, node in walk_plan(repo, snap, trees):
+        if node["type"] == "file":
+            files += 1
+            size += int(node.get("size", 0))
+    return files, size
+
+
 def restore_installation(
     repo: Repository, snap: Snapshot, req: InstallationRestoreRequest, *, info: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> InstallationRestoreResult:
+    """``progress``, when given, gets the files and bytes of the tree steps, then counts them."""
     info = info or (lambda _m: None)
     plan = plan_restore(repo, snap, req)
     mongorestore = _mongorestore(plan)  # missing: stop before anything is written
     preflight(plan, req.force)
-    restorer = Restorer(repo, owner=req.owner, overwrite=req.force)
-    for i, step in enumerate(plan.trees):
+    restorer = Restorer(repo, owner=req.owner, overwrite=req.force, progress=progress)
+    steps = [skip_done(step, plan.trees[:i]) for i, step in enumerate(plan.trees)]
+    if progress is not None:
+        progress.set_totals(*_file_totals(repo, snap, plan.trees))
+    for step in steps:
         info(f"restoring {step.source} -> {step.dest}")
-        _restore_tree_step(repo, snap, skip_done(step, plan.trees[:i]), restorer)
+        _restore_tree_step(repo, snap, step, restorer)
     if plan.edits:
         config_path = Path(plan.new_working_dir) / "pydio.json"
         from ..cells import read_pydio_json

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..errors import CellsBackupError, TargetNotEmptyError
-from ..repository.archiver import Archiver, Progress, VirtualDir
+from ..repository.archiver import Archiver, VirtualDir
 from ..repository.lock import Lock
+from ..repository.progress import Progress
 from ..repository.repository import Repository
 from ..repository.snapshot import Snapshot
 from ..repository.writer import BlobWriter
@@ -93,8 +94,7 @@ def run_backup(
     with Lock(repo, exclusive=False, purpose="backup").acquire(request.lock_wait):
         repo.load_index()
         parent = request.read_ahead or choose_parent(repo, paths, socket.gethostname())
-        if parent is not None and progress is not None:
-            progress.expected_bytes = int(parent.summary.get("total_bytes", 0))
+        _expect(progress, parent)
         tree_id, archiver = _archive(repo, request, paths, parent, request.virtual, progress, warn, on_files_done)
         snapshot = make_snapshot(repo, tree_id, paths, archiver, parent=parent, tags=request.tags,
                                  when=request.time, extra=request.extra)
@@ -109,6 +109,13 @@ def run_backup(
             before_snapshot(snapshot)
         repo.save_snapshot(snapshot)
     return snapshot
+
+
+def _expect(progress: Progress | None, parent: Snapshot | None) -> None:
+    """The parent's totals as an estimate of this backup's, for percent and ETA."""
+    if parent is not None and progress is not None:
+        progress.expected_files = int(parent.summary.get("total_files", 0))
+        progress.expected_bytes = int(parent.summary.get("total_bytes", 0))
 
 
 def make_snapshot(
@@ -168,7 +175,7 @@ def _archive(repo: Repository, request: BackupRequest, paths: list[str], parent:
     return tree_id, archiver
 
 
-def read_ahead(repo: Repository, request: BackupRequest) -> Snapshot:
+def read_ahead(repo: Repository, request: BackupRequest, progress: Progress | None = None) -> Snapshot:
     """Store the request's files (not its streams) without writing a snapshot.
 
     Used before Cells is stopped: the snapshot returned, kept in memory, is then the parent of the
@@ -179,7 +186,8 @@ def read_ahead(repo: Repository, request: BackupRequest) -> Snapshot:
     with Lock(repo, exclusive=False, purpose="backup").acquire(request.lock_wait):
         repo.load_index()
         parent = choose_parent(repo, paths, socket.gethostname())
-        tree_id, archiver = _archive(repo, request, paths, parent, [], None, lambda _m: None, None)
+        # No estimate from the parent, whose totals count its streams too: the walkers' count is closer.
+        tree_id, archiver = _archive(repo, request, paths, parent, [], progress, lambda _m: None, None)
         return make_snapshot(repo, tree_id, paths, archiver, parent=parent, tags=request.tags, when=request.time)
 
 
@@ -199,6 +207,7 @@ def restore_tree(
     force: bool = False,
     owner: tuple[int, int] | None = None,
     on_file: Callable[[str, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> RestoreResult:
     """Restore a snapshot (or the subtree ``only``) under ``target``, keeping full paths."""
     from ..repository.restorer import Restorer, find_node  # only restores need it
@@ -206,13 +215,30 @@ def restore_tree(
     ensure_empty_target(target, force)
     repo.load_index()
     select = None
+    if progress is not None:
+        progress.set_totals(int(snapshot.summary.get("total_files", 0)), int(snapshot.summary.get("total_bytes", 0)))
     if only:
         wanted = "/" + only.strip("/")
-        if find_node(repo, snapshot.tree, wanted) is None:
+        node = find_node(repo, snapshot.tree, wanted)
+        if node is None:
             raise CellsBackupError(f"{wanted} is not in snapshot {snapshot.short_id}")
+        if progress is not None:
+            progress.set_totals(*files_under(repo, node))
 
         def select(rel: str) -> bool:
             return rel == wanted or rel.startswith(wanted + "/") or wanted.startswith(rel + "/")
 
-    restorer = Restorer(repo, owner=owner, overwrite=force, on_file=on_file)
+    restorer = Restorer(repo, owner=owner, overwrite=force, on_file=on_file, progress=progress)
     return restorer.restore_tree(snapshot.tree, target, select=select)
+
+
+def files_under(repo: Repository, node: dict) -> tuple[int, int]:
+    """How many files and bytes a snapshot's node holds (its trees read, not its data)."""
+    if node["type"] != "dir":
+        return int(node["type"] == "file"), int(node.get("size", 0))
+    files = size = 0
+    for _path, child in repo.walk(node["subtree"]):
+        if child["type"] == "file":
+            files += 1
+            size += int(child.get("size", 0))
+    return files, size

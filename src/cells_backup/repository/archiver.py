@@ -11,7 +11,7 @@ import os
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from pyfastcdc import FastCDC
@@ -32,6 +32,7 @@ from .fileread import (
 from .forked import can_fork
 from .fsmeta import base_node, node_type, read_xattrs
 from .index import DATA, TREE
+from .progress import Progress
 from .read_workers import READ_PROCESSES, ReadWorkers
 from .repository import Repository
 from .scanner import ScannedBatch, Scanner, unchanged_content
@@ -58,16 +59,6 @@ class VirtualDir:
     entries: Callable[[], Iterator[tuple[str, BinaryIO]]]
     mode: int = 0o700
     early: bool = False
-
-
-@dataclass
-class Progress:
-    files: int = 0
-    dirs: int = 0
-    bytes: int = 0
-    expected_bytes: int = 0  # from the parent snapshot, for an ETA
-    current: str = ""
-    started: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -272,7 +263,7 @@ class Archiver:
             return self._archive_scanned(path)
         assert self._read_ahead is not None
         self._scanner = Scanner(path, parent_subtree, index=self.repo.index, read_parent=self._parent_blob,
-                                read_ahead=self._read_ahead, exclude=self.exclude)
+                                read_ahead=self._read_ahead, exclude=self.exclude, progress=self.progress)
         try:
             return self._archive_scanned(path)
         finally:
@@ -340,7 +331,9 @@ class Archiver:
         if answer[0] == GONE:
             return None
         if answer[0] != FAILED:
-            return self._archive_entry(path, name, os.stat_result(answer[1]), None, answer, answer[2])
+            st = os.stat_result(answer[1])
+            self.progress.bytes_total += st.st_size  # its size, which the scanner did not know
+            return self._archive_entry(path, name, st, None, answer, answer[2])
         # Stat'ed and read here, errors reported; a directory now (the scanner listed a file) is
         # not walked: the scanner, which walks ahead, did not.
         try:
@@ -377,6 +370,7 @@ class Archiver:
         link_key = (st.st_dev, st.st_ino) if st.st_nlink > 1 else None
         if link_key is not None and link_key in self._hardlinks:
             self.summary.files_unmodified += 1
+            self.progress.bytes += st.st_size
             return self._hardlinks[link_key], st.st_size
         if reused is None and prefetched is None:
             reused = unchanged_content(self.repo.index, st, prev)

@@ -15,6 +15,7 @@ from ..errors import CellsBackupError, IntegrityError, UsageError
 from .crypto import content_hash
 from .keys import list_key_files, parse_key_file, verify_mac
 from .pack import decode_blob, decode_header, header_length
+from .progress import Progress
 from .repository import Repository, pack_name
 
 
@@ -66,7 +67,9 @@ def check_repository(
     read_data: bool = False,
     subset: str | None = None,
     progress: Callable[[str], None] | None = None,
+    data_progress: Progress | None = None,
 ) -> CheckReport:
+    """``progress`` is told each step; ``data_progress`` counts the packs and bytes read."""
     report = CheckReport()
     say = progress or (lambda _msg: None)
 
@@ -120,10 +123,15 @@ def check_repository(
         for blob, loc in repo.index.items():
             if loc is not None and loc.pack.hex() in chosen:
                 by_pack.setdefault(loc.pack.hex(), []).append((blob, loc))
+        counted = data_progress or Progress()
+        counted.unit = "packs"
+        counted.set_totals(len(names), sum(stored[name] for name in names))
         for i, name in enumerate(names):
             say(f"reading pack {i + 1}/{len(names)}")
             damaged_blobs |= _read_pack(repo, name, by_pack.get(name.rsplit("/", 1)[1], []), report)
             report.packs_read += 1
+            counted.files += 1
+            counted.bytes += stored[name]
 
     if damaged_blobs:
         _name_affected(repo, snapshots, damaged_blobs, report)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..errors import CellsBackupError
 from .index import DATA, TREE
+from .progress import Progress
 from .repository import Repository
 from .snapshot import Snapshot
 from .tree import encode_tree
@@ -17,8 +19,10 @@ from .writer import BlobWriter
 
 
 class SnapshotCopier:
-    def __init__(self, source: Repository, target: Repository, writer: BlobWriter) -> None:
+    def __init__(self, source: Repository, target: Repository, writer: BlobWriter,
+                 progress: Progress | None = None) -> None:
         self.source = source
+        self.progress = progress or Progress()
         self.target = target
         self.writer = writer
         self.same_ids = source.master.identity == target.master.identity
@@ -35,6 +39,9 @@ class SnapshotCopier:
         new = self.writer.save(kind, data, bytes.fromhex(blob_hex) if self.same_ids else None).hex()
         self._translated[blob_hex] = new
         self.blobs_copied += 1
+        if kind == DATA:
+            self.progress.files += 1
+            self.progress.bytes += len(data)
         return new
 
     def tree(self, tree_hex: str) -> str:
@@ -52,20 +59,42 @@ def already_copied(target: Repository) -> set[str]:
     return {s.extra.get("copied_from", "") for s in target.list_snapshots()} - {""}
 
 
+def data_to_copy(source: Repository, target: Repository, snapshots: list[Snapshot]) -> tuple[int, int]:
+    """How many data blobs, and plain bytes, copying ``snapshots`` sends (their trees read
+    once more): every distinct one, less those the target holds under the same id."""
+    same_ids = source.master.identity == target.master.identity
+    blobs: set[bytes] = set()
+    for _tree_id, nodes in source.walk_trees([s.tree for s in snapshots], set()):
+        if isinstance(nodes, CellsBackupError):
+            continue  # the copy itself reports it
+        for node in nodes:
+            if node["type"] == "file":
+                blobs.update(bytes.fromhex(b) for b in node.get("content", []))
+    if same_ids:
+        blobs = {b for b in blobs if not target.index.has_stored(b)}
+    size = sum(loc.raw_length for b in blobs if (loc := source.index.get(b)) is not None)
+    return len(blobs), size
+
+
 def copy_snapshots(source: Repository, target: Repository, snapshots: list[Snapshot],
-                   say: Callable[[str], None] | None = None) -> list[tuple[str, str]]:
-    """Copy each snapshot not yet in the target; returns (source id, target id) pairs."""
+                   say: Callable[[str], None] | None = None,
+                   progress: Progress | None = None) -> list[tuple[str, str]]:
+    """Copy each snapshot not yet in the target; returns (source id, target id) pairs.
+    ``progress``, when given, gets the totals first and counts the data blobs sent."""
     say = say or (lambda _m: None)
     source.load_index()
     target.load_index()
     done = already_copied(target)
+    if progress is not None:
+        progress.unit = "blobs"
+        progress.set_totals(*data_to_copy(source, target, [s for s in snapshots if s.id not in done]))
     copied = []
     for snap in snapshots:
         if snap.id in done:
             say(f"snapshot {snap.short_id} is already in the target")
             continue
         with BlobWriter(target) as writer:
-            copier = SnapshotCopier(source, target, writer)
+            copier = SnapshotCopier(source, target, writer, progress)
             tree = copier.tree(snap.tree)
         clone = Snapshot(**{k: v for k, v in snap.__dict__.items() if k != "id"})
         clone.tree = tree

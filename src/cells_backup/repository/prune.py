@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from ..errors import CellsBackupError
 from .index import ChunkIndex, PackEntry, decode_index, encode_index
+from .progress import Progress
 from .repository import Repository, pack_name
 from .writer import BlobWriter
 
@@ -81,8 +82,11 @@ def plan_prune(repo: Repository, used: set[bytes], *, max_unused: float = 0.1) -
 
 
 def execute_prune(repo: Repository, plan: PrunePlan, used: set[bytes],
-                  say: Callable[[str], None] | None = None) -> dict:
+                  say: Callable[[str], None] | None = None, progress: Progress | None = None) -> dict:
+    """Repack, write the new index, delete; ``progress`` counts the packs repacked or deleted
+    and their bytes."""
     say = say or (lambda _m: None)
+    progress = progress or Progress()
     old_index = repo.index
     old_files = sorted(repo.index_files)
     keep = set(plan.keep_packs)
@@ -91,7 +95,8 @@ def execute_prune(repo: Repository, plan: PrunePlan, used: set[bytes],
     # The new index: entries of kept packs, then repacked blobs as they are written.
     kept_entries: dict[bytes, list[PackEntry]] = {}
     new_index = ChunkIndex()
-    to_copy: list[tuple[bytes, int]] = []
+    to_copy: list[tuple[bytes, int, bytes]] = []
+    pack_bytes: dict[bytes, int] = {}  # stored bytes of each indexed pack
     for blob, loc in old_index.items():
         if loc is None:
             continue
@@ -100,14 +105,22 @@ def execute_prune(repo: Repository, plan: PrunePlan, used: set[bytes],
                                                                    loc.raw_length))
             new_index.add(blob, loc.pack, loc.offset, loc.length, loc.raw_length, loc.type)
         elif loc.pack in repack and blob in used:
-            to_copy.append((blob, loc.type))
+            to_copy.append((blob, loc.type, loc.pack))
+        pack_bytes[loc.pack] = pack_bytes.get(loc.pack, 0) + loc.length
+    to_copy.sort(key=lambda item: item[2])  # pack by pack: a pack is done when its last blob is
+    gone = plan.delete_packs + plan.repack_packs
+    progress.unit = "packs"
+    progress.set_totals(len(gone) + len(plan.orphan_packs), sum(pack_bytes.get(p, 0) for p in gone))
 
     say(f"repacking {len(to_copy)} blobs from {len(repack)} packs")
     written: dict[bytes, list[PackEntry]] = {}
     if to_copy:
         with BlobWriter(repo, index=new_index) as writer:
-            for blob, kind in to_copy:
+            for i, (blob, kind, pack) in enumerate(to_copy):
                 writer.save(kind, repo.read_blob(blob), blob)  # read via the old index
+                if i + 1 == len(to_copy) or to_copy[i + 1][2] != pack:
+                    progress.files += 1
+                    progress.bytes += pack_bytes[pack]
         written_ids = writer.written_index
         for file_id in written_ids:
             packs, _ = decode_index(repo.read_sealed("index", file_id), f"index/{file_id}")
@@ -125,12 +138,17 @@ def execute_prune(repo: Repository, plan: PrunePlan, used: set[bytes],
 
     say("deleting unused packs")
     deleted = 0
-    for pack in plan.delete_packs + plan.repack_packs:
+    repacked = {pack for _blob, _kind, pack in to_copy}
+    for pack in gone:
         repo.backend.delete(pack_name(pack))
         deleted += 1
+        if pack not in repacked:  # counted when its blobs were copied
+            progress.files += 1
+            progress.bytes += pack_bytes.get(pack, 0)
     for name in plan.orphan_packs:
         repo.backend.delete(name)
         deleted += 1
+        progress.files += 1
     removed_tmp = 0
     if hasattr(repo.backend, "remove_temp_files"):
         removed_tmp = repo.backend.remove_temp_files()

@@ -118,11 +118,14 @@ class SmallFileWorkers:
             self._restore_here(files)
             return
         count, size, errors, warnings, written = payload
-        result = self._restorer.result
-        result.files += count
-        result.bytes += size
-        result.errors += errors
-        result.warnings += warnings
+        result, progress = self._restorer.result, self._restorer.progress
+        with self._restorer._lock:  # the threads restoring large files count under it too
+            result.files += count
+            result.bytes += size
+            progress.files += len(written)
+            progress.bytes += size
+            result.errors += errors
+            result.warnings += warnings
         on_file = self._restorer._on_file
         if on_file is not None:
             for path, length in written:

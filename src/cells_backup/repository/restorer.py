@@ -22,6 +22,7 @@ from . import tree
 from .forked import can_fork
 from .fsmeta import apply_metadata
 from .pack_restore import PackOrderRestore
+from .progress import Progress
 from .repository import Repository
 from .restore_workers import SmallFileWorkers
 from .sparse import write_at
@@ -54,8 +55,10 @@ class Restorer:
         overwrite: bool = False,
         workers: int = 2,
         on_file: Callable[[str, int], None] | None = None,
+        progress: Progress | None = None,
     ) -> None:
         self.repo = repo
+        self.progress = progress or Progress()  # files and bytes written, added under `_lock`
         self.owner = owner
         self.overwrite = overwrite
         self.is_root = os.geteuid() == 0
@@ -65,7 +68,7 @@ class Restorer:
         self._on_file = on_file
         self._hardlinks: dict[tuple[int, int], str] = {}
         self._symlinks: list[tuple[str, dict]] = []
-        self._links: list[tuple[str, str]] = []  # (first path, other name of the same inode)
+        self._links: list[tuple[str, str, int]] = []  # (first path, other name of the same inode, size)
         self._dirs: list[tuple[str, dict]] = []
         self._new_dirs: set[str] = set()  # made by this restore: a file created in one gets our gid
         self._ids = (os.geteuid(), os.getegid())
@@ -111,8 +114,8 @@ class Restorer:
                 self._small_workers.close()
         if self._by_pack is not None:
             self._by_pack.run()
-        for first, path in self._links:
-            self._make_hardlink(first, path)
+        for first, path, size in self._links:
+            self._make_hardlink(first, path, size)
         for path, node in self._symlinks:
             self._make_symlink(path, node)
         for path, node in reversed(self._dirs):
@@ -193,7 +196,7 @@ class Restorer:
             if link_key is not None:
                 first = self._hardlinks.setdefault(link_key, path)
                 if first != path:
-                    self._links.append((first, path))
+                    self._links.append((first, path, node.get("size", 0)))
                     return
             self._queue_file(path, node)
         elif kind == tree.SYMLINK:
@@ -299,14 +302,17 @@ class Restorer:
             os.unlink(path)
             self._error(path, f"not restored, its data is damaged: {damaged}")
 
-    def _count(self, path: str, size: int) -> None:
+    def _count(self, path: str, size: int, linked: int = 0) -> None:
+        """Count a file written (``size`` bytes), or a hard link made to one of ``linked`` bytes."""
         with self._lock:
             self.result.files += 1
             self.result.bytes += size
+            self.progress.files += 1
+            self.progress.bytes += size + linked
         if self._on_file is not None:
             self._on_file(path, size)
 
-    def _make_hardlink(self, first: str, path: str) -> None:
+    def _make_hardlink(self, first: str, path: str, size: int) -> None:
         if not os.path.lexists(first) or not self._clear(path):
             self._error(path, f"hard link not restored: {first} is missing")
             return
@@ -315,7 +321,7 @@ class Restorer:
         except OSError as exc:
             self._error(path, f"cannot create hard link: {exc.strerror}")
             return
-        self._count(path, 0)
+        self._count(path, 0, linked=size)
 
     def _make_symlink(self, path: str, node: dict) -> None:
         if not self._clear(path):

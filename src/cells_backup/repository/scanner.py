@@ -22,6 +22,7 @@ from .fileread import ReadAhead
 from .fsmeta import group_name, read_xattrs, user_name
 from .index import ChunkIndex
 from .parent_nodes import FILE_NODE_KEYS, ParentListing, same_inode_state
+from .progress import Progress
 from .read_workers import ReadWorkers
 
 DIR_BATCH = 4096  # entries of a directory handled at a time: memory stays flat in huge directories
@@ -36,7 +37,7 @@ Item = tuple
 class ScannedBatch:
     """Up to DIR_BATCH entries of directory ``path``, in name order."""
 
-    __slots__ = ("path", "encoded", "items", "reused", "reused_bytes", "errors", "last")
+    __slots__ = ("path", "encoded", "items", "reused", "reused_bytes", "files", "bytes", "errors", "last")
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -44,6 +45,8 @@ class ScannedBatch:
         self.items: list[Item] = []
         self.reused = 0  # unchanged files whose parent node is kept as it is
         self.reused_bytes = 0
+        self.files = 0  # regular files among the items (counted for progress, not stored here)
+        self.bytes = 0  # their sizes, where the scanner stat'ed them
         self.errors: list[tuple[str, str]] = []  # (path, message), reported by the archiver
         self.last = True  # the directory's last batch
 
@@ -86,8 +89,9 @@ class Scanner:
 
     def __init__(self, root: str, parent_subtree: str | None, *, index: ChunkIndex,
                  read_parent: Callable[[str | None], bytes], read_ahead: ReadAhead | ReadWorkers,
-                 exclude: Callable[[str, bool], bool] | None) -> None:
+                 exclude: Callable[[str, bool], bool] | None, progress: Progress | None = None) -> None:
         self._index = index
+        self._progress = progress or Progress()
         self._read_parent = read_parent
         self._read_ahead = read_ahead
         self._exclude = exclude
@@ -115,6 +119,9 @@ class Scanner:
             return False
         self._batches.append(batch)
         self._ahead += len(batch.encoded)
+        progress = self._progress  # what the archiver has to do grows as the scanner walks ahead
+        progress.files_total += batch.reused + batch.files
+        progress.bytes_total += batch.reused_bytes + batch.bytes
         return True
 
     def _walk(self, path: str, parent_subtree: str | None) -> Iterator[ScannedBatch]:
@@ -151,11 +158,13 @@ class Scanner:
         # A file new since the parent snapshot has nothing to be compared with: where the readers
         # stat what they open, the scanner leaves it to them (stat None in its item).
         unstated = not read_ahead.needs_stat
+        files = size = 0
         for name in names:
             child = prefix + name
             prev, prev_text = parent.find(name)
             if prev is None and unstated and name not in special:
                 if exclude is None or not exclude(child, False):
+                    files += 1
                     encoded.append(len(items))
                     items.append((name, child, None, None, None, None, read_ahead.add(child, None)))
                 continue
@@ -178,10 +187,15 @@ class Scanner:
             else:
                 xattrs = read_xattrs(child)
             regular = stat.S_ISREG(st.st_mode)
-            content = unchanged_content(index, st, prev) if regular else None
+            content = None
+            if regular:
+                files += 1
+                size += st.st_size
+                content = unchanged_content(index, st, prev)
             slot = None
             if content is None and regular and st.st_nlink == 1:
                 slot = read_ahead.add(child, st.st_size)
             encoded.append(len(items))
             items.append((name, child, st, prev, xattrs, content, slot))
+        batch.files, batch.bytes = files, size
         return batch
