@@ -11,7 +11,7 @@ from ..errors import CellsBackupError, ExitCode, UsageError
 from ..repository.archiver import Progress
 from .main import Settings, cli, common_options
 from .options import rewrite_options
-from .output import ProgressLine, human_bytes, human_duration
+from .output import ProgressLine, human_bytes, human_duration, plural
 
 
 def cells_backup(settings: Settings, *, cells_dir, tags, excludes, extra_paths, no_database, stop_command,
@@ -96,7 +96,7 @@ def dump_database(settings: Settings, repo, snap, output: str) -> None:
     else:
         with open(output, "wb") as f:
             export_sql(parts, info["manifest"], f)
-    settings.out.info(f"wrote database {key[:12]} ({len(info['manifest'].get('tables', {}))} tables)")
+    settings.out.info(f"wrote database {key[:12]} ({plural(len(info['manifest'].get('tables', {})), 'table')})")
 
 
 @cli.command()
@@ -153,8 +153,9 @@ def verify_install(settings: Settings, cells_dir: str | None, database_url: str 
     doc = report.to_dict()
     lines = [f"{f['severity']}: {f['message']}" for f in doc["findings"]
              if f["severity"] != "ok" or settings.out.verbose]
-    lines.append("installation is whole" if report.whole else f"installation is NOT whole ({len(report.errors)} "
-                 "problem(s) would stop Cells from working)")
+    problems = plural(len(report.errors), "problem")
+    lines.append("installation is whole" if report.whole
+                 else f"installation is NOT whole ({problems} would stop Cells from working)")
     settings.out.result(doc, "\n".join(lines))
     if not report.whole:
         raise SystemExit(ExitCode.ERROR)

@@ -90,7 +90,7 @@ def schedule(settings: Settings, kind: str | None, install: bool, on_calendar: s
     path = find_config_path(settings.config_path) or "/etc/cells-backup/config.toml"
     if kind == "cron":
         line = cron_line(path, hour=hour)
-        settings.out.result({"cron": line}, line)
+        settings.out.result({"cron": line}, line, data=True)
         return
     units = systemd_units(path, user=user, on_calendar=on_calendar, config=settings.config)
     if install:
@@ -99,7 +99,7 @@ def schedule(settings: Settings, kind: str | None, install: bool, on_calendar: s
                             + " && ".join(" ".join(c) if isinstance(c, list | tuple) else c for c in ENABLE_COMMANDS))
         return
     text = "\n".join(f"# {name}\n{body}" for name, body in units.items())
-    settings.out.result(units, text)
+    settings.out.result(units, text, data=True)
 
 
 @cli.command()

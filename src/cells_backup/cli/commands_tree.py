@@ -14,7 +14,7 @@ from ..repository.archiver import Progress
 from ..repository.prefetch import prefetch_metadata
 from .main import Settings, cli, common_options
 from .options import rewrite_options
-from .output import ProgressLine, human_bytes, human_duration
+from .output import ProgressLine, human_bytes, human_duration, plural
 
 
 def parse_owner(owner: str | None) -> tuple[int, int] | None:
@@ -218,4 +218,4 @@ def dump(settings: Settings, snapshot: str, path: str, output: str, database: bo
     else:
         with open(output, "wb") as f:
             count = write_tar(repo, snap, path, f)
-    settings.out.info(f"wrote {count} entries")
+    settings.out.info(f"wrote {plural(count, 'entry', 'entries')}")
