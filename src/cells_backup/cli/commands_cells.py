@@ -35,6 +35,8 @@ def cells_backup(settings: Settings, *, cells_dir, tags, excludes, extra_paths, 
     report_backup(settings, result.snapshot, result.snapshot.summary.get("duration", 0))
     if result.downtime is not None:
         settings.out.info(f"Cells downtime: {human_duration(result.downtime)} ({result.downtime:.1f} s)")
+    if result.start_failure:
+        raise CellsBackupError(result.start_failure)
     if result.snapshot.partial:
         raise SystemExit(ExitCode.PARTIAL)
 

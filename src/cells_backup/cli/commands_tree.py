@@ -104,9 +104,9 @@ def backup(settings: Settings, cells_dir, tags, excludes, extra_paths, no_cells,
         progress = Progress()
         request = BackupRequest(paths=extra_paths, tags=list(tags), excludes=excludes, time=when_dt,
                                 lock_wait=lock_wait)
-        with ProgressLine(_progress_renderer(progress), enabled=not settings.out.quiet) as line:
+        with ProgressLine(_progress_renderer(progress), enabled=not settings.out.quiet):
             snapshot = run_backup(repo, request, progress=progress, warn=settings.out.warn)
-    report_backup(settings, snapshot, snapshot.summary.get("duration", 0) or line.started)
+    report_backup(settings, snapshot, snapshot.summary.get("duration", 0))
     if snapshot.partial:
         raise SystemExit(ExitCode.PARTIAL)
 

@@ -24,7 +24,7 @@ from ..repository.archiver import Progress, VirtualDir
 from ..repository.prefetch import prefetch_metadata
 from ..repository.repository import Repository
 from ..repository.snapshot import Snapshot
-from .hooks import run_hook, wait_until
+from .hooks import StartOnce, run_hook, wait_until
 from .trees import BackupRequest, read_ahead, run_backup
 
 DATABASE_ROOT = "/.cells-backup/databases"
@@ -54,6 +54,7 @@ class InstallationBackupResult:
     installation: Installation
     downtime: float | None = None
     warnings: list[str] = field(default_factory=list)
+    start_failure: str | None = None  # the start command failed: Cells may still be stopped
 
 
 @dataclass
@@ -159,6 +160,7 @@ def backup_installation(
     warn: Callable[[str], None] | None = None,
     info: Callable[[str], None] | None = None,
 ) -> InstallationBackupResult:
+    run_started = time.monotonic()
     warn = warn or (lambda _m: None)
     info = info or (lambda _m: None)
     if bool(request.stop_command) != bool(request.start_command):
@@ -194,12 +196,12 @@ def backup_installation(
         virtual.append(VirtualDir(DOCUMENTS_ROOT, documents.entries, early=True))
     paths = [str(c.path) for c in components] + [os.path.abspath(p) for p in request.extra_paths]
 
-    stopped_at: list[float] = []
+    hooks: list[StartOnce] = []  # set while Cells is stopped by the stop command
 
     def record(snapshot: Snapshot) -> None:
-        if stopped_at:
-            end = started[0] if started else time.monotonic()
-            snapshot.summary["downtime"] = round(end - stopped_at[0], 3)
+        if hooks:
+            end = hooks[0].started_at or time.monotonic()
+            snapshot.summary["downtime"] = round(end - hooks[0].stopped_at, 3)
         snapshot.extra["databases"] = {
             key: {"path": f"{DATABASE_ROOT}/{key}", "connection": src.conn.redacted(),
                   "manifest": streams[key].dump.manifest()}
@@ -230,65 +232,80 @@ def backup_installation(
         cells_version=inst.cells_version,
         live=False,
         lock_wait=request.lock_wait,
+        started=run_started,
     )
 
     with prefetch_metadata(paths):  # the walks below find warm caches
-        status = detect_running(inst)
-        downtime = None
         if request.stop_command:
-            started: list[float] = []
+            start = StartOnce(request.start_command, info, time.monotonic())
+            hooks.append(start)
+            snapshot = _backup_while_stopped(repo, request, inst, backup_req, streams, documents, start,
+                                             progress=progress, warn=warn, info=info, record=record)
+            downtime = start.started_at - start.stopped_at
+            return InstallationBackupResult(snapshot, inst, downtime, notes, start.failure_message(snapshot.short_id))
+        status = detect_running(inst)
+        if status.running and not request.live:
+            raise CellsRunningError(
+                "Cells is running (" + "; ".join(status.evidence[:2]) + "): stop it with --stop-command/"
+                "--start-command hooks, or use --live to back up a running instance"
+            )
+        if status.running:
+            backup_req.live = True
+            warn("Cells is running: the snapshot is taken live (database in one transaction, files as they are)")
+        snapshot = run_backup(repo, backup_req, progress=progress, warn=warn, before_snapshot=record)
+    return InstallationBackupResult(snapshot, inst, None, notes)
 
-            def files_done() -> None:
-                # The database's point in time: now, while Cells is still stopped. Not before the files,
-                # nor all databases at once: a dump client left waiting on a full pipe is dropped by the
-                # server after net_write_timeout (60 s by default). With several databases, each dump
-                # opens when the one before it is stored and Cells stays stopped until the last opens.
-                # A MongoDB document store has no snapshot to open: mongodump runs to its end first,
-                # Cells still stopped, and the SQL dumps open theirs after it.
-                ordered = [streams[key] for key in sorted(streams)]  # the order the archiver reads them
-                if ordered:
-                    ordered[-1].after_start = start_cells
-                elif documents is not None:
-                    documents.after_done = start_cells
-                else:
-                    start_cells()
-                if ordered and documents is None:
-                    ordered[0].start()
 
-            def start_cells() -> None:
-                if not started:
-                    started.append(time.monotonic())
-                    run_hook(request.start_command, "start")
-                    info(f"Cells started again; downtime {time.monotonic() - stopped_at[0]:.1f} s")
+def _backup_while_stopped(repo: Repository, request: InstallationBackupRequest, inst: Installation,
+                          backup_req: BackupRequest, streams: dict[str, DumpStream], documents, start: StartOnce,
+                          *, progress, warn, info, record) -> Snapshot:
+    """Read the files while Cells runs, stop it, store what changed and the dumps' first moment,
+    start it again as soon as that is captured; the snapshot is written after."""
 
-            # Cells still runs: files are stored now, so that while it is stopped only what changed
-            # since is read again (its data is the same as the parent's otherwise).
-            info("reading the files before stopping Cells")
-            backup_req.read_ahead = read_ahead(repo, backup_req)
-            info("stopping Cells")
-            stopped_at.append(time.monotonic())
-            try:
-                run_hook(request.stop_command, "stop")
-                if not wait_until(lambda: not detect_running(inst).running, request.stop_timeout):
-                    raise CellsRunningError(
-                        f"Cells is still running {request.stop_timeout:.0f} s after the stop command")
-                snapshot = run_backup(repo, backup_req, progress=progress, warn=warn, before_snapshot=record,
-                                      on_files_done=files_done)
-            except BaseException:
-                for stream in streams.values():
-                    stream.abort()
-                raise
-            finally:
-                start_cells()  # always, even when the backup failed
-                downtime = started[0] - stopped_at[0]
+    def files_done() -> None:
+        # The database's point in time: now, while Cells is still stopped. Not before the files,
+        # nor all databases at once: a dump client left waiting on a full pipe is dropped by the
+        # server after net_write_timeout (60 s by default). With several databases, each dump
+        # opens when the one before it is stored and Cells stays stopped until the last opens.
+        # A MongoDB document store has no snapshot to open: mongodump runs to its end first,
+        # Cells still stopped, and the SQL dumps open theirs after it.
+        ordered = [streams[key] for key in sorted(streams)]  # the order the archiver reads them
+        if ordered:
+            ordered[-1].after_start = start
+        elif documents is not None:
+            documents.after_done = start
         else:
-            if status.running and not request.live:
-                raise CellsRunningError(
-                    "Cells is running (" + "; ".join(status.evidence[:2]) + "): stop it with --stop-command/"
-                    "--start-command hooks, or use --live to back up a running instance"
-                )
-            if status.running:
-                backup_req.live = True
-                warn("Cells is running: the snapshot is taken live (database in one transaction, files as they are)")
-            snapshot = run_backup(repo, backup_req, progress=progress, warn=warn, before_snapshot=record)
-    return InstallationBackupResult(snapshot, inst, downtime, notes)
+            start()
+        if ordered and documents is None:
+            ordered[0].start()
+
+    # Cells still runs: files are stored now, so that while it is stopped only what changed
+    # since is read again (its data is the same as the parent's otherwise).
+    info("reading the files before stopping Cells")
+    backup_req.read_ahead = read_ahead(repo, backup_req)
+    info("stopping Cells")
+    start.stopped_at = time.monotonic()
+    try:
+        run_hook(request.stop_command, "stop")
+        if not wait_until(lambda: not detect_running(inst).running, request.stop_timeout):
+            raise CellsRunningError(f"Cells is still running {request.stop_timeout:.0f} s after the stop command")
+        return run_backup(repo, backup_req, progress=progress, warn=warn, before_snapshot=record,
+                          on_files_done=files_done)
+    except CellsBackupError as exc:
+        for stream in streams.values():
+            stream.abort()
+        start()  # always, even when the backup failed
+        if start.failure is not None:
+            both = CellsBackupError(f"{exc}; and {start.failure_message()}")
+            both.exit_code = exc.exit_code
+            raise both from exc
+        raise
+    except BaseException:
+        for stream in streams.values():
+            stream.abort()
+        start()
+        if start.failure is not None:
+            warn(start.failure_message())
+        raise
+    finally:
+        start()
