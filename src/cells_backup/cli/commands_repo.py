@@ -17,7 +17,7 @@ from ..repository.check import check_repository
 from ..repository.crypto import DEFAULT_KDF
 from ..repository.keys import list_key_files, make_key_file
 from ..repository.lock import Lock, remove_stale_locks
-from ..repository.repository import Repository
+from ..repository.repository import Repository, check_new_location
 from .main import Settings, cli, common_options
 from .output import ProgressLine, human_bytes, plural
 
@@ -30,8 +30,7 @@ from .output import ProgressLine, human_bytes, plural
 def init(settings: Settings, pack_size: int, kdf_cost: int) -> None:
     """Create an encrypted repository."""
     backend = open_backend(settings.repo.require_url(), **settings.repo.backend_options)
-    if backend.exists_repository():
-        raise CellsBackupError(f"a repository already exists at {backend.location}")
+    check_new_location(backend)  # before a password file is generated
     generated = None
     if has_explicit_source(settings.repo.password):
         password = get_password(settings.repo.password)
