@@ -110,7 +110,11 @@ def inspect(settings: Settings, cells_dir: str | None, database_url: str | None)
     from ..engine.inspect import inspect_installation
 
     doc = inspect_installation(cells_dir or settings.config.get("cells_dir"), database_url)
-    out = settings.out
+    settings.out.result(doc, render_inspect(settings.out, doc), data=True)
+
+
+def render_inspect(out, doc: dict) -> str:
+    """`inspect` for people: components, datasources, databases, sites, then the warnings."""
     lines = [f"Cells {doc['cells_version'] or '?'} in {doc['working_dir']} ({doc['config_shape']} config)"
              + (" - RUNNING" if doc["running"] else "")]
     rows = [[c["name"], c["kind"], c["path"], str(c["files"]), human_bytes(c["bytes"])] for c in doc["components"]]
@@ -118,9 +122,18 @@ def inspect(settings: Settings, cells_dir: str | None, database_url: str | None)
     for c in doc["components"]:
         for e in c["excludes"]:
             lines.append(f"  excluded from {c['name']}: {e['pattern']} ({e['reason']})")
-    for db in doc["databases"]:
-        state = db.get("server") or db.get("error", "")
-        lines.append(f"database {db['key'][:12]}: {db['kind']} {db['connection']} - {state}")
+    if doc["datasources"]:
+        rows = [[d["name"], "flat" if d["flat"] else "structured",
+                 d["folder"] or f"({d['type']} storage)", _count(d["files"]),
+                 "-" if d["bytes"] is None else human_bytes(d["bytes"])] for d in doc["datasources"]]
+        lines += ["", out.table(["Datasource", "Layout", "Folder", "Files", "Size"], rows)]
+    if doc["databases"]:
+        rows = [[db["key"][:12], db["kind"], db["connection"], _count(db.get("tables")),
+                 _count(db.get("rows")) if db.get("rows_exact", True) else f"~{db['rows']}",
+                 human_bytes(db["bytes"]) if "bytes" in db else "-", db.get("server") or "unreachable"]
+                for db in doc["databases"]]
+        lines += ["", out.table(["Database", "Kind", "Connection", "Tables", "Rows", "Size", "Server"], rows)]
+    lines.append("")
     for site in doc["sites"]:
         lines.append(f"site: binds {', '.join(site['binds']) or '-'}; external URL {site['external_url'] or '-'}; "
                      f"TLS {site['tls']}")
@@ -128,7 +141,11 @@ def inspect(settings: Settings, cells_dir: str | None, database_url: str | None)
         lines.append(f"not backed up: {skipped['name']}: {skipped['reason']}")
     for warning in doc["warnings"]:
         lines.append(f"warning: {warning}")
-    out.result(doc, "\n".join(lines))
+    return "\n".join(lines)
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else str(value)
 
 
 @cli.command("verify-install")

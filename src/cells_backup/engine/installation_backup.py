@@ -18,6 +18,7 @@ from ..cells import backup_plan, detect_running, find_working_dir, load_installa
 from ..cells.dsn import mask_dsn
 from ..cells.model import Installation
 from ..cells.plan import Component
+from ..cells.vault import vault_problem
 from ..database.dsn import ConnectionInfo, parse_database_url, parse_pydio_dsn
 from ..errors import CellsBackupError, CellsRunningError, UsageError
 from ..repository.archiver import Progress, VirtualDir
@@ -168,6 +169,8 @@ def backup_installation(
     inst = load_installation(find_working_dir(request.cells_dir))
     components = backup_plan(inst)
     notes = list(warnings(inst))
+    if problem := vault_problem(inst.vault_file, inst.key_file):
+        notes.append(problem)
     for skipped in not_backed_up(inst):
         notes.append(f"not in the backup: {skipped.name}: {skipped.reason}")
     documents = None
