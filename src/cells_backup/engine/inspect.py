@@ -39,7 +39,7 @@ def _datasource(ds: Datasource, excluded) -> dict:
 
 
 def inspect_installation(cells_dir: str | None, database_url: str | None = None) -> dict:
-    inst = load_installation(find_working_dir(cells_dir))
+    inst = load_installation(find_working_dir(cells_dir), database_optional=True)  # said as a warning
     components = backup_plan(inst)
     excluded = component_excluder(components)
     comps = []

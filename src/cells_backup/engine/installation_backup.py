@@ -17,6 +17,7 @@ from typing import BinaryIO
 from ..cells import backup_plan, detect_running, find_working_dir, load_installation, not_backed_up, warnings
 from ..cells.dsn import mask_dsn
 from ..cells.model import Installation
+from ..cells.parse import NoDefaultDatabaseError
 from ..cells.plan import Component
 from ..cells.vault import vault_problem
 from ..database.dsn import ConnectionInfo, parse_database_url, parse_pydio_dsn
@@ -30,6 +31,7 @@ from .trees import BackupRequest, read_ahead, run_backup
 
 DATABASE_ROOT = "/.cells-backup/databases"
 DOCUMENTS_ROOT = "/.cells-backup/documents"
+NAMELESS_DATABASE = "default"  # the key of a --database-url database that pydio.json does not name
 
 
 @dataclass
@@ -69,8 +71,14 @@ class DatabaseSource:
 
 
 def database_sources(inst: Installation, override_url: str | None = None) -> list[DatabaseSource]:
-    """The SQL databases to dump, as connection infos (the first one may be overridden)."""
+    """The SQL databases to dump, as connection infos (the first one may be overridden).
+
+    When pydio.json names no usable main database, ``override_url`` is that database.
+    """
     sources = []
+    if override_url and inst.default_database is None:
+        sources.append(DatabaseSource(NAMELESS_DATABASE, parse_database_url(override_url)))
+        override_url = None
     for i, ref in enumerate(inst.sql_databases()):
         if i == 0 and override_url:
             conn = parse_database_url(override_url)
@@ -166,7 +174,12 @@ def backup_installation(
     info = info or (lambda _m: None)
     if bool(request.stop_command) != bool(request.start_command):
         raise UsageError("--stop-command and --start-command go together")
-    inst = load_installation(find_working_dir(request.cells_dir))
+    try:
+        inst = load_installation(find_working_dir(request.cells_dir),
+                                 database_optional=request.no_database or bool(request.database_url))
+    except NoDefaultDatabaseError as exc:
+        raise NoDefaultDatabaseError(f"{exc}; give the database with --database-url URL, or back up "
+                                     "files only with --no-database") from None
     components = backup_plan(inst)
     notes = list(warnings(inst))
     if problem := vault_problem(inst.vault_file, inst.key_file):
