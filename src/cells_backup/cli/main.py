@@ -65,7 +65,7 @@ def common_options(func):
     """--json, -q, -v and the global options on every command (also accepted before the command)."""
 
     @click.option("--json", "json_", is_flag=True, help="Print one JSON document on stdout.")
-    @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+    @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
     @click.option("-v", "--verbose", count=True, help="More detail on stderr.")
     @global_options(from_env=False)
     @click.pass_context
@@ -113,7 +113,7 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="cells-backup")
 @global_options(from_env=True)
 @click.option("--json", "json_", is_flag=True, help="Print one JSON document on stdout.")
-@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 @click.option("-v", "--verbose", count=True, help="More detail on stderr.")
 @click.pass_context
 def cli(ctx, json_, quiet, verbose, **options):

@@ -161,6 +161,76 @@ class DumpStream:
                 pass
 
 
+def _load(request: InstallationBackupRequest) -> tuple[Installation, list[str]]:
+    """The installation and what the administrator should know about its backup."""
+    try:
+        inst = load_installation(find_working_dir(request.cells_dir),
+                                 database_optional=request.no_database or bool(request.database_url))
+    except NoDefaultDatabaseError as exc:
+        raise NoDefaultDatabaseError(f"{exc}; give the database with --database-url URL, or back up "
+                                     "files only with --no-database") from None
+    notes = list(warnings(inst))
+    if problem := vault_problem(inst.vault_file, inst.key_file):
+        notes.append(problem)
+    for skipped in not_backed_up(inst):
+        notes.append(f"not in the backup: {skipped.name}: {skipped.reason}")
+    return inst, notes
+
+
+def _documents_dump(inst: Installation, request: InstallationBackupRequest):
+    """The MongoDB document store's dump, or None (no store, or --skip-documents-db)."""
+    if not inst.document_store or request.skip_documents_db:
+        return None
+    from ..database.mongo import DocumentsDump, find_tool
+
+    tool = find_tool("mongodump")
+    if tool is None:
+        raise CellsBackupError(
+            "this installation keeps documents in MongoDB (defaults.documentsDSN) and mongodump is not "
+            "installed; install it, or run with --skip-documents-db to back up without them"
+        )
+    return DocumentsDump(inst.document_store, tool)
+
+
+def _checked_sources(inst: Installation, request: InstallationBackupRequest) -> list[DatabaseSource]:
+    """The SQL databases to dump, each reachable: checked before anything is stopped."""
+    if request.no_database:
+        return []
+    sources = database_sources(inst, request.database_url)
+    if not sources:
+        raise CellsBackupError(f"{inst.config_path}: no SQL database found; use --no-database to back up files only")
+    from ..database.probe import check_connection
+
+    for source in sources:
+        check_connection(source.conn)
+    return sources
+
+
+def _archive_request(request: InstallationBackupRequest, inst: Installation, components: list[Component],
+                     sources: list[DatabaseSource], virtual: list[VirtualDir], notes: list[str]) -> BackupRequest:
+    """What the archiver stores: the components' trees, the extra paths and the dump streams."""
+    paths = [str(c.path) for c in components] + [os.path.abspath(p) for p in request.extra_paths]
+    return BackupRequest(
+        paths=paths,
+        virtual=virtual,
+        tags=request.tags,
+        excludes=request.excludes,
+        exclude_fn=_without_database_files(component_excluder(components), sources),
+        time=request.when,
+        extra={
+            "installation": inst.to_dict(),
+            "components": [{"name": c.name, "kind": c.kind, "path": str(c.path)} for c in components],
+            "extra_paths": [os.path.abspath(p) for p in request.extra_paths],
+            "notes": notes,
+        },
+        components=[c.name for c in components] + [f"database:{s.key[:12]}" for s in sources]
+        + [f"extra:{p}" for p in request.extra_paths],
+        cells_version=inst.cells_version,
+        live=False,
+        lock_wait=request.lock_wait,
+    )
+
+
 def backup_installation(
     repo: Repository,
     request: InstallationBackupRequest,
@@ -174,37 +244,10 @@ def backup_installation(
     info = info or (lambda _m: None)
     if bool(request.stop_command) != bool(request.start_command):
         raise UsageError("--stop-command and --start-command go together")
-    try:
-        inst = load_installation(find_working_dir(request.cells_dir),
-                                 database_optional=request.no_database or bool(request.database_url))
-    except NoDefaultDatabaseError as exc:
-        raise NoDefaultDatabaseError(f"{exc}; give the database with --database-url URL, or back up "
-                                     "files only with --no-database") from None
+    inst, notes = _load(request)
     components = backup_plan(inst)
-    notes = list(warnings(inst))
-    if problem := vault_problem(inst.vault_file, inst.key_file):
-        notes.append(problem)
-    for skipped in not_backed_up(inst):
-        notes.append(f"not in the backup: {skipped.name}: {skipped.reason}")
-    documents = None
-    if inst.document_store and not request.skip_documents_db:
-        from ..database.mongo import DocumentsDump, find_tool
-
-        tool = find_tool("mongodump")
-        if tool is None:
-            raise CellsBackupError(
-                "this installation keeps documents in MongoDB (defaults.documentsDSN) and mongodump is not "
-                "installed; install it, or run with --skip-documents-db to back up without them"
-            )
-        documents = DocumentsDump(inst.document_store, tool)
-    sources = [] if request.no_database else database_sources(inst, request.database_url)
-    if not request.no_database and not sources:
-        raise CellsBackupError(f"{inst.config_path}: no SQL database found; use --no-database to back up files only")
-    if sources:
-        from ..database.probe import check_connection
-
-        for source in sources:  # fail before stopping anything
-            check_connection(source.conn)
+    documents = _documents_dump(inst, request)
+    sources = _checked_sources(inst, request)
 
     streams = {s.key: DumpStream(s) for s in sources}
     virtual = [VirtualDir(s.snapshot_path, streams[s.key].entries) for s in sources]
@@ -230,26 +273,8 @@ def backup_installation(
             snapshot.extra["skipped_documents_db"] = True
             snapshot.errors.append({"path": "documents database", "error": "skipped with --skip-documents-db"})
 
-    backup_req = BackupRequest(
-        paths=paths,
-        virtual=virtual,
-        tags=request.tags,
-        excludes=request.excludes,
-        exclude_fn=_without_database_files(component_excluder(components), sources),
-        time=request.when,
-        extra={
-            "installation": inst.to_dict(),
-            "components": [{"name": c.name, "kind": c.kind, "path": str(c.path)} for c in components],
-            "extra_paths": [os.path.abspath(p) for p in request.extra_paths],
-            "notes": notes,
-        },
-        components=[c.name for c in components] + [f"database:{s.key[:12]}" for s in sources]
-        + [f"extra:{p}" for p in request.extra_paths],
-        cells_version=inst.cells_version,
-        live=False,
-        lock_wait=request.lock_wait,
-        started=run_started,
-    )
+    backup_req = _archive_request(request, inst, components, sources, virtual, notes)
+    backup_req.started = run_started
 
     with prefetch_metadata(paths):  # the walks below find warm caches
         if request.stop_command:
