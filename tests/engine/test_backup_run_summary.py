@@ -87,3 +87,26 @@ def test_a_failing_backup_and_a_failing_start_command_are_both_reported(repo, in
     assert "does not exist" in r.stderr and "Cells may still be STOPPED" in r.stderr
     assert "was saved" not in r.stderr
     assert json.loads(run_cli("--repo", repo, "snapshots", "--json", env=env).stdout) == []
+
+
+def test_run_with_a_failing_start_command_fails_and_keeps_the_snapshot(installation, tmp_path):
+    """The nightly job: the same failure is its status (exit 1), the snapshot is kept."""
+    _sample, _dbname, base = installation
+    password = tmp_path / "password"
+    password.write_text("correct horse\n")
+    password.chmod(0o600)
+    config = tmp_path / "config.toml"
+    config.write_text(f'repository = "{tmp_path / "job-repo"}"\npassword_file = "{password}"\n'
+                      f'cells_dir = "{base / "cells"}"\n\n[hooks]\nstop_command = "true"\n'
+                      'start_command = "exit 7"\n')
+    env = cli_env(password=None)
+    run_cli("init", *FAST_KDF, "--config", str(config), env=env, check=True)
+    r = run_cli("run", "--config", str(config), "--json", env=env)
+    assert r.code == 1
+    doc = json.loads(r.stdout)
+    assert doc["status"] == "failed" and doc["snapshot_id"] and doc["exit_code"] == 1
+    assert doc["error"] == f"run failed: {doc['message']}"
+    assert "start command failed with exit code 7" in doc["message"]
+    assert "Cells may still be STOPPED" in doc["message"] and "start it by hand: exit 7" in doc["message"]
+    snaps = json.loads(run_cli("snapshots", "--config", str(config), "--json", env=env).stdout)
+    assert [s["id"] for s in snaps] == [doc["snapshot_id"]]

@@ -177,6 +177,7 @@ def verify_install(settings: Settings, cells_dir: str | None, database_url: str 
                  else f"installation is NOT whole ({problems} would stop Cells from working)")
     settings.out.result(doc, "\n".join(lines))
     if not report.whole:
+        settings.out.failure = lines[-1]
         raise SystemExit(ExitCode.ERROR)
 
 

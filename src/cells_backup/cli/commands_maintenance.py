@@ -59,6 +59,7 @@ def repair(settings: Settings) -> None:
         text += f"\nproblem: {problem}"
     settings.out.result(doc, text)
     if doc["problems"]:
+        settings.out.failure = f"index rebuilt with {plural(len(doc['problems']), 'problem')}"
         raise SystemExit(ExitCode.ERROR)
 
 

@@ -8,6 +8,7 @@ import click
 
 from ..errors import CellsBackupError, ExitCode
 from .main import Settings, cli, common_options
+from .output import plural
 
 
 @cli.group("config")
@@ -37,6 +38,7 @@ def config_check(settings: Settings) -> None:
     settings.out.result({"config": path, "ok": not problems, "problems": problems},
                         "\n".join(problems) if problems else f"{path}: ok")
     if problems:
+        settings.out.failure = f"{path}: {plural(len(problems), 'problem')}"
         raise SystemExit(ExitCode.USAGE)
 
 
@@ -69,6 +71,7 @@ def run(settings: Settings) -> None:
     text = "\n".join(outcome.steps) + f"\nrun {s.status}" + (f": {s.message}" if s.status != "ok" else "")
     settings.out.result(s.to_dict() | {"steps": outcome.steps}, text)
     if outcome.exit_code:
+        settings.out.failure = f"run {s.status}: {s.message}"
         raise SystemExit(outcome.exit_code)
 
 
@@ -123,6 +126,7 @@ def drill(settings: Settings, snapshot: str, target_dir: str | None, database_ur
                  f": snapshot {doc['snapshot'][:8]} restored and verified in {doc['seconds']} s")
     settings.out.result(doc, "\n".join(lines))
     if not doc["whole"]:
+        settings.out.failure = "drill failed: " + "; ".join(doc["problems"][:3])
         raise SystemExit(ExitCode.ERROR)
 
 

@@ -166,6 +166,7 @@ def check(settings: Settings, read_data: bool, read_data_subset: str | None) -> 
         "\n".join(lines + [summary]),
     )
     if not report.ok:
+        settings.out.failure = f"check found {plural(len(report.errors), 'error')}"
         raise SystemExit(ExitCode.ERROR)
 
 

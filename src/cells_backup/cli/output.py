@@ -37,6 +37,7 @@ class Output:
     warnings: list[str] = field(default_factory=list)  # every warning, for the JSON document
     document: object = None  # the JSON result, printed by `finish`
     held_text: str | None = None  # with -q: the report, printed by `finish` only on failure
+    failure: str | None = None  # why a command that printed its result exits non-zero
 
     def result(self, doc: object, text: str | None = None, *, data: bool = False) -> None:
         """The command's result: JSON when asked, else ``text``.
@@ -84,7 +85,7 @@ class Output:
         if exit_code == 0 and error is None:
             return self._with_warnings(doc) if isinstance(doc, dict) else doc
         failed = dict(doc) if isinstance(doc, dict) else {} if doc is None else {"result": doc}
-        failed["error"] = error or EXIT_MEANINGS.get(exit_code, f"exit code {exit_code}")
+        failed["error"] = error or self.failure or EXIT_MEANINGS.get(exit_code, f"exit code {exit_code}")
         failed["exit_code"] = exit_code
         return self._with_warnings(failed)
 
