@@ -43,6 +43,13 @@ def check_new_location(backend: Backend) -> None:
     if backend.exists_repository():
         raise CellsBackupError(f"a repository already exists at {backend.location}")
     try:
+        if next(iter(backend.list("keys/")), None) is not None:
+            for prefix in ("data/", "index/", "snapshots/"):
+                if next(iter(backend.list(prefix)), None) is not None:
+                    raise CellsBackupError(
+                        f"{backend.location} holds key files and {prefix.rstrip('/')} but no config: a damaged "
+                        "repository; not creating one over it (restore its config, or choose another location)"
+                    )
         foreign = [name for name, _size in itertools.islice(
             (entry for entry in backend.list("") if not entry[0].startswith("keys/")), 3)]
     except BackendError as exc:
@@ -56,17 +63,9 @@ def check_new_location(backend: Backend) -> None:
 def _clear_interrupted_init(backend: Backend) -> None:
     """Remove the key file of an `init` (or `copy` to a new target) killed before it wrote its
     config: it holds a master key nothing was stored with, and would fail `check` beside the new
-    one. Key files next to stored data but no config are a damaged repository: left alone."""
-    leftovers = [name for name, _size in backend.list("keys/")]
-    if not leftovers:
-        return
-    for prefix in ("data/", "index/", "snapshots/"):
-        if next(iter(backend.list(prefix)), None) is not None:
-            raise CellsBackupError(
-                f"{backend.location} holds key files and {prefix.rstrip('/')} but no config: a damaged "
-                "repository; not creating one over it (restore its config, or choose another location)"
-            )
-    for name in leftovers:
+    one. (Key files next to stored data but no config, a damaged repository, were refused by
+    `check_new_location`.)"""
+    for name in [name for name, _size in backend.list("keys/")]:
         backend.delete(name)
 
 
