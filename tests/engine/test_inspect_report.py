@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 
 from conftest_engine import table_rows
 
+from cells_backup.cells.sample import make_sample_installation
 from cells_backup.cells.vault import encode_key_file
 from helpers import FAST_KDF, cli_env, run_cli
 
@@ -69,3 +71,17 @@ def test_a_matching_vault_and_key_give_no_vault_warning(installation):
     r = run_cli("inspect", "--cells-dir", str(base / "cells"), "--json", env=cli_env())
     assert r.code == 0, r.stderr
     assert not [w for w in json.loads(r.stdout)["warnings"] if "vault" in w]
+
+
+def test_inspect_counts_a_v5_sqlite_database(tmp_path):
+    db_path = tmp_path / "cells" / "cells.sqlite"
+    make_sample_installation(tmp_path / "cells", version="5.0.2", db={"engine": "sqlite", "path": str(db_path)})
+    with sqlite3.connect(db_path) as db:
+        db.execute("CREATE TABLE idm_user_attributes (uuid TEXT, name TEXT)")
+        db.executemany("INSERT INTO idm_user_attributes VALUES (?, ?)", [(f"u{i}", "x") for i in range(7)])
+        db.execute("CREATE TABLE data_index_pydiods1_idx_tree (uuid TEXT PRIMARY KEY)")
+        db.execute("INSERT INTO data_index_pydiods1_idx_tree VALUES ('root')")
+    r = run_cli("inspect", "--cells-dir", str(tmp_path / "cells"), "--json", env=cli_env())
+    assert r.code == 0, r.stderr
+    db = json.loads(r.stdout)["databases"][0]
+    assert (db["kind"], db["tables"], db["rows"], db["bytes"]) == ("sqlite", 2, 8, db_path.stat().st_size)
