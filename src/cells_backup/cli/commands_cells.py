@@ -129,7 +129,7 @@ def render_inspect(out, doc: dict) -> str:
         lines += ["", out.table(["Datasource", "Layout", "Folder", "Files", "Size"], rows)]
     if doc["databases"]:
         rows = [[db["key"][:12], db["kind"], db["connection"], _count(db.get("tables")),
-                 _count(db.get("rows")) if db.get("rows_exact", True) else f"~{db['rows']}",
+                 _count(db.get("rows")),
                  human_bytes(db["bytes"]) if "bytes" in db else "-", db.get("server") or "unreachable"]
                 for db in doc["databases"]]
         lines += ["", out.table(["Database", "Kind", "Connection", "Tables", "Rows", "Size", "Server"], rows)]

@@ -1,8 +1,7 @@
 """How big a live database is, for `inspect`: tables, rows and bytes, for each engine.
 
-Rows are exact counts (``COUNT(*)``) for MySQL/MariaDB and SQLite; PostgreSQL gives the
-statistics' live-row estimate, as counting there needs one psql round per table. Bytes are what
-the server stores (data and indexes), not the size of a dump.
+Rows are exact counts (``COUNT(*)`` of every table); bytes are what the server stores (data and
+indexes; the file for SQLite), not the size of a dump.
 """
 
 from __future__ import annotations
@@ -19,14 +18,17 @@ MYSQL_TABLES = (
     "SELECT TABLE_NAME, COALESCE(DATA_LENGTH, 0) + COALESCE(INDEX_LENGTH, 0) FROM information_schema.TABLES "
     "WHERE TABLE_SCHEMA=%s AND TABLE_TYPE='BASE TABLE'"
 )
+# One round trip: each table's COUNT(*) run by query_to_xml, summed.
 POSTGRES_SUMMARY = (
-    "SELECT count(*), COALESCE(sum(n_live_tup), 0), pg_database_size(current_database()) "
-    "FROM pg_catalog.pg_stat_user_tables;\n"
+    "SELECT count(*), COALESCE(sum((xpath('/row/c/text()', query_to_xml(format("
+    "'SELECT count(*) AS c FROM %I.%I', schemaname, tablename), false, true, '')))[1]::text::bigint), 0), "
+    "pg_database_size(current_database()) FROM pg_catalog.pg_tables "
+    "WHERE schemaname NOT IN ('pg_catalog', 'information_schema');\n"
 )
 
 
 def database_summary(conn: ConnectionInfo) -> dict:
-    """{"tables": int, "rows": int, "bytes": int, "rows_exact": bool}; DatabaseError says why not."""
+    """{"tables": int, "rows": int, "bytes": int}; DatabaseError says why not."""
     if conn.kind == "mysql":
         return _mysql(conn)
     if conn.kind == "sqlite":
@@ -35,7 +37,7 @@ def database_summary(conn: ConnectionInfo) -> dict:
         from cells_backup.database.postgres_client import run_psql
 
         tables, rows, size = run_psql(conn, POSTGRES_SUMMARY).strip().split("|")
-        return {"tables": int(tables), "rows": int(rows), "bytes": int(size), "rows_exact": False}
+        return {"tables": int(tables), "rows": int(rows), "bytes": int(size)}
     raise DatabaseError(f"{conn.kind} databases are not supported yet")
 
 
@@ -53,7 +55,7 @@ def _mysql(conn: ConnectionInfo) -> dict:
         raise mysql_error(conn, e) from None
     finally:
         c.close()
-    return {"tables": len(tables), "rows": rows, "bytes": sum(int(size) for _n, size in tables), "rows_exact": True}
+    return {"tables": len(tables), "rows": rows, "bytes": sum(int(size) for _n, size in tables)}
 
 
 def _sqlite(conn: ConnectionInfo) -> dict:
@@ -74,4 +76,4 @@ def _sqlite(conn: ConnectionInfo) -> dict:
     finally:
         db.close()
     size = sum(os.path.getsize(conn.database + s) for s in ("", "-wal") if os.path.exists(conn.database + s))
-    return {"tables": len(names), "rows": rows, "bytes": size, "rows_exact": True}
+    return {"tables": len(names), "rows": rows, "bytes": size}
