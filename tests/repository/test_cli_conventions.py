@@ -136,3 +136,21 @@ def test_counts_read_as_english(repo, env, tmp_path):
     checked = run_cli("--repo", repo, "check", env=env)
     assert checked.stdout.startswith("1 snapshot, ") and "packs: no errors" in checked.stdout
     assert run_cli("--repo", repo, "unlock", env=env).stdout == "removed 0 locks\n"
+
+
+def test_log_file_and_s3_options_after_the_command(tmp_path, s3_server_running, s3_prefix):
+    server = s3_server_running
+    env = cli_env(**server.env())
+    env.pop("AWS_PROFILE", None)
+    env["AWS_ENDPOINT_URL"] = "http://127.0.0.1:9"  # wrong: the option after the command must win
+    env["AWS_REGION"] = "nowhere-1"
+    url = server.url(s3_prefix)
+    log = tmp_path / "cells-backup.log"
+    r = run_cli("init", *FAST_KDF, "--repo", url, "--s3-endpoint", server.endpoint, "--s3-region", server.region,
+                "--s3-path-style", "--log-file", str(log), env=env)
+    assert r.code == 0, r.stderr
+    assert log.exists()
+    assert next(iter(server.backend(s3_prefix).list("config")), None) is not None
+    r = run_cli("snapshots", "--json", "-r", url, "--s3-endpoint", server.endpoint, "--s3-region", server.region,
+                env=env)
+    assert r.code == 0 and json.loads(r.stdout) == []

@@ -54,7 +54,7 @@ def report_backup(settings: Settings, snapshot, elapsed: float) -> None:
         f"snapshot {snapshot.short_id} saved"
         + (" (PARTIAL: some files could not be read)" if snapshot.partial else "")
         + f"\nfiles: {s.get('files_new', 0)} new, {s.get('files_changed', 0)} changed, "
-        f"{s.get('files_unmodified', 0)} unmodified; {s.get('dirs', 0)} dirs"
+        f"{s.get('files_unmodified', 0)} unmodified; {plural(s.get('dirs', 0), 'dir')}"
         f"\nadded {human_bytes(s.get('data_added', 0))} ({human_bytes(s.get('data_stored', 0))} stored) "
         f"of {human_bytes(s.get('total_bytes', 0))} in {human_duration(elapsed)}"
     )
