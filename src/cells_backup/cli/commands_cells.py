@@ -162,7 +162,7 @@ def verify_install(settings: Settings, cells_dir: str | None, database_url: str 
     wd = find_working_dir(cells_dir or settings.config.get("cells_dir"))
     check = None
     try:
-        inst = load_installation(wd, database_optional=no_database or bool(database_url))
+        inst = load_installation(wd)
         sources = [] if no_database else database_sources(inst, database_url)
         if sources and sources[0].conn.kind == "mysql":
             check = index_table_checker(sources[0].conn)
