@@ -322,3 +322,15 @@ def test_missing_privileges(pg, source):
 def test_probe(source):
     assert check_connection(source).startswith("PostgreSQL 1")
     assert table_info(source, ["empty_table", "other.user_ref"])["other.user_ref"]["exists"]
+
+
+def test_summary_counts_tables_rows_and_bytes(pg, source):
+    """What `inspect` shows of a PostgreSQL database: exact rows of every table, in every schema."""
+    from cells_backup.database.summary import database_summary
+
+    tables = pg.psql("SELECT format('%I.%I', schemaname, tablename) FROM pg_tables"
+                     " WHERE schemaname NOT IN ('pg_catalog', 'information_schema');", source.database).splitlines()
+    rows = sum(int(pg.psql(f"SELECT count(*) FROM {t};", source.database)) for t in tables)
+    summary = database_summary(source)
+    assert (summary["tables"], summary["rows"]) == (len(tables), rows)
+    assert rows > 200_000 and summary["bytes"] > 1_000_000

@@ -394,7 +394,7 @@ def test_render_lists_every_snapshot_with_its_rule() -> None:
     assert lines["s40"].split()[0] == "keep" and lines["s40"].endswith("daily 2026-11-25")
     assert lines["s12"].endswith("tag pre-upgrade")
     assert lines["s39"].split()[0] == "remove"
-    assert text.rstrip().endswith("Total: keep 5, remove 39 snapshots")
+    assert text.rstrip().endswith("Total: 5 kept, 39 removed")
 
 
 def test_to_dict_is_json_and_complete() -> None:

@@ -83,7 +83,7 @@ def test_damage_is_found_named_and_restore_keeps_the_rest(tmp_path, kind, damage
     assert "Traceback" not in out
     if (kind, damage) == ("snapshots", "delete"):
         # Nothing refers to a snapshot file: its loss cannot be seen; the other snapshot is whole.
-        assert r.code == 0 and out.startswith("1 snapshots"), out
+        assert r.code == 0 and out.startswith("1 snapshot, "), out
     else:
         assert r.code != 0, f"check passed after {damage} of {kind}:\n{out}"
     if damage == "delete" and kind == "index":
@@ -94,11 +94,13 @@ def test_damage_is_found_named_and_restore_keeps_the_rest(tmp_path, kind, damage
     target = tmp_path / "restored"
     r = run_cli("--repo", str(repo), "restore", "latest", "--target", str(target), "--json", env=env)
     assert "Traceback" not in r.stdout + r.stderr
-    if not r.stdout.strip():  # the repository cannot be opened at all: one clear line
+    doc = json.loads(r.stdout)
+    if "files" not in doc:  # the repository cannot be opened at all: one clear line, one JSON error
         assert r.code != 0 and r.stderr.count("\n") == 1, r.stderr
+        assert doc["exit_code"] == r.code and doc["error"] in r.stderr
         return
     restored = target / str(src).lstrip("/")
-    failed = {e["path"] for e in json.loads(r.stdout).get("errors", [])}
+    failed = {e["path"] for e in doc.get("errors", [])}
     older_latest = "could not be read" in r.stderr or (kind, damage) == ("snapshots", "delete")
     for original in sorted(p for p in src.rglob("*") if p.is_file()):
         copy = restored / original.relative_to(src)

@@ -10,7 +10,13 @@ from typing import Any
 from .config import config_shape, parse_version, read_pydio_json
 from .locate import resolve_locations
 from .model import Installation
-from .parse import parse_databases, parse_datasources, parse_objects_services, parse_sites
+from .parse import (
+    default_database_problem,
+    parse_databases,
+    parse_datasources,
+    parse_objects_services,
+    parse_sites,
+)
 
 
 def installation_from_config(
@@ -18,16 +24,24 @@ def installation_from_config(
     working_dir: Path,
     env: Mapping[str, str] | None = None,
     config_path: Path | None = None,
+    *,
+    database_optional: bool = False,
 ) -> Installation:
-    """Model an already parsed pydio.json (used by load and by tests on in-memory configs)."""
+    """Model an already parsed pydio.json (used by load and by tests on in-memory configs).
+
+    ``database_optional``: a missing or dangling ``defaults.database`` becomes a note instead of
+    an error, for callers that are given the database (``--database-url``) or leave it out.
+    """
     loc = resolve_locations(working_dir, env)
     path = config_path or loc.config_path
     version = data.get("version")
     parse_version(version, path)
     shape = config_shape(data, path)
-    databases, document_store = parse_databases(data, path)
+    databases, document_store = parse_databases(data, path, database_optional=database_optional)
     objects = parse_objects_services(data)
     datasources, notes = parse_datasources(data, objects)
+    if database_optional and (problem := default_database_problem(data, path)):
+        notes.insert(0, problem)
     key_file, key_location = loc.key_file, loc.key_location
     if key_file is not None and not key_file.exists() and key_location is None:
         # v1/v2 desktop installs moved the key into the OS keyring (REFERENCE §2.6).
@@ -55,7 +69,9 @@ def installation_from_config(
     )
 
 
-def load_installation(working_dir: Path, env: Mapping[str, str] | None = None) -> Installation:
+def load_installation(
+    working_dir: Path, env: Mapping[str, str] | None = None, *, database_optional: bool = False
+) -> Installation:
     """Read ``<working_dir>/pydio.json`` (or CELLS_CONFIG) and model the installation.
 
     ``env`` defaults to this process's environment: pass the Cells service's own environment
@@ -63,4 +79,5 @@ def load_installation(working_dir: Path, env: Mapping[str, str] | None = None) -
     """
     loc = resolve_locations(working_dir, env)
     data = read_pydio_json(loc.config_path)
-    return installation_from_config(data, Path(working_dir), env, loc.config_path)
+    return installation_from_config(data, Path(working_dir), env, loc.config_path,
+                                    database_optional=database_optional)

@@ -175,21 +175,34 @@ def database_engine(driver: str, dsn: str) -> str:
     return "unknown"
 
 
-def parse_databases(data: dict[str, Any], path: Path | str) -> tuple[list[DatabaseRef], str | None]:
-    """All ``databases`` entries with their role; fails closed when the main SQL DB cannot be found."""
+class NoDefaultDatabaseError(CellsBackupError):
+    """pydio.json names no usable main SQL database (absent, or a dangling id or ``$ref``)."""
+
+
+def default_database_problem(data: dict[str, Any], path: Path | str) -> str | None:
+    """Why pydio.json gives no main SQL database (absent, or naming a missing entry), or None."""
+    dbs = data.get("databases") if isinstance(data.get("databases"), dict) else {}
+    default_key = default_database_key(data, path)
+    if default_key is None:
+        return f"{path}: no defaults.database, cannot find the SQL database (Cells not configured yet?)"
+    if default_key not in dbs:
+        return f"{path}: defaults.database names databases/{default_key}, which does not exist"
+    return None
+
+
+def parse_databases(
+    data: dict[str, Any], path: Path | str, *, database_optional: bool = False
+) -> tuple[list[DatabaseRef], str | None]:
+    """All ``databases`` entries with their role; fails closed when the main SQL DB cannot be found,
+    unless ``database_optional`` (the caller brings its own database, or none)."""
     dbs = data.get("databases")
     if dbs is not None and not isinstance(dbs, dict):
         raise CellsBackupError(f'{path}: "databases" is a {type(dbs).__name__}, expected an object')
     dbs = dbs or {}
+    problem = default_database_problem(data, path)
+    if problem is not None and not database_optional:
+        raise NoDefaultDatabaseError(problem)
     default_key = default_database_key(data, path)
-    if default_key is None:
-        raise CellsBackupError(
-            f"{path}: no defaults.database, cannot find the SQL database (Cells not configured yet?)"
-        )
-    if default_key not in dbs:
-        raise CellsBackupError(
-            f"{path}: defaults.database names databases/{default_key}, which does not exist"
-        )
     defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
     docs_value = defaults.get("documentsDSN")
     docs_key = None

@@ -142,3 +142,18 @@ def seal_vault(vault_file: Path, master: bytes, secrets: dict[str, bytes]) -> No
         nonce = os.urandom(NONCE_LEN)
         doc[uuid] = base64.b64encode(nonce + aead.encrypt(nonce, plaintext, None)).decode("ascii")
     Path(vault_file).write_text(json.dumps(doc, indent=2), encoding="utf-8")
+
+
+def vault_problem(vault_file: Path | None, key_file: Path | None) -> str | None:
+    """Why the installation's key does not open its vault, or None (also when there is nothing
+    to check). Said before a backup, not first found after a restore."""
+    if vault_file is None or key_file is None or not Path(key_file).exists():
+        return None
+    try:
+        open_vault(vault_file, read_master_password(key_file))
+    except WrongVaultKeyError as exc:
+        return (f"{exc}; a restored Cells could not read its vaulted secrets (datasource keys): "
+                f"find the key file that belongs to this vault and put it at {key_file}")
+    except CellsBackupError as exc:
+        return f"the vault cannot be checked: {exc}"
+    return None

@@ -10,7 +10,7 @@ import click
 from ..errors import CellsBackupError, ExitCode, UsageError
 from .main import Settings, cli, common_options
 from .options import rewrite_options
-from .output import human_bytes, human_duration
+from .output import human_bytes, human_duration, plural
 from .progress import new_progress, progress_shown
 
 
@@ -35,6 +35,8 @@ def cells_backup(settings: Settings, *, cells_dir, tags, excludes, extra_paths, 
     report_backup(settings, result.snapshot, result.snapshot.summary.get("duration", 0))
     if result.downtime is not None:
         settings.out.info(f"Cells downtime: {human_duration(result.downtime)} ({result.downtime:.1f} s)")
+    if result.start_failure:
+        raise CellsBackupError(result.start_failure)
     if result.snapshot.partial:
         raise SystemExit(ExitCode.PARTIAL)
 
@@ -121,7 +123,7 @@ def dump_database(settings: Settings, repo, snap, output: str) -> None:
     else:
         with open(output, "wb") as f:
             export_sql(parts, info["manifest"], f)
-    settings.out.info(f"wrote database {key[:12]} ({len(info['manifest'].get('tables', {}))} tables)")
+    settings.out.info(f"wrote database {key[:12]} ({plural(len(info['manifest'].get('tables', {})), 'table')})")
 
 
 @cli.command()
@@ -133,7 +135,11 @@ def inspect(settings: Settings, cells_dir: str | None, database_url: str | None)
     from ..engine.inspect import inspect_installation
 
     doc = inspect_installation(cells_dir or settings.config.get("cells_dir"), database_url)
-    out = settings.out
+    settings.out.result(doc, render_inspect(settings.out, doc), data=True)
+
+
+def render_inspect(out, doc: dict) -> str:
+    """`inspect` for people: components, datasources, databases, sites, then the warnings."""
     lines = [f"Cells {doc['cells_version'] or '?'} in {doc['working_dir']} ({doc['config_shape']} config)"
              + (" - RUNNING" if doc["running"] else "")]
     rows = [[c["name"], c["kind"], c["path"], str(c["files"]), human_bytes(c["bytes"])] for c in doc["components"]]
@@ -141,9 +147,18 @@ def inspect(settings: Settings, cells_dir: str | None, database_url: str | None)
     for c in doc["components"]:
         for e in c["excludes"]:
             lines.append(f"  excluded from {c['name']}: {e['pattern']} ({e['reason']})")
-    for db in doc["databases"]:
-        state = db.get("server") or db.get("error", "")
-        lines.append(f"database {db['key'][:12]}: {db['kind']} {db['connection']} - {state}")
+    if doc["datasources"]:
+        rows = [[d["name"], "flat" if d["flat"] else "structured",
+                 d["folder"] or f"({d['type']} storage)", _count(d["files"]),
+                 "-" if d["bytes"] is None else human_bytes(d["bytes"])] for d in doc["datasources"]]
+        lines += ["", out.table(["Datasource", "Layout", "Folder", "Files", "Size"], rows)]
+    if doc["databases"]:
+        rows = [[db["key"][:12], db["kind"], db["connection"], _count(db.get("tables")),
+                 _count(db.get("rows")),
+                 human_bytes(db["bytes"]) if "bytes" in db else "-", db.get("server") or "unreachable"]
+                for db in doc["databases"]]
+        lines += ["", out.table(["Database", "Kind", "Connection", "Tables", "Rows", "Size", "Server"], rows)]
+    lines.append("")
     for site in doc["sites"]:
         lines.append(f"site: binds {', '.join(site['binds']) or '-'}; external URL {site['external_url'] or '-'}; "
                      f"TLS {site['tls']}")
@@ -151,7 +166,11 @@ def inspect(settings: Settings, cells_dir: str | None, database_url: str | None)
         lines.append(f"not backed up: {skipped['name']}: {skipped['reason']}")
     for warning in doc["warnings"]:
         lines.append(f"warning: {warning}")
-    out.result(doc, "\n".join(lines))
+    return "\n".join(lines)
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else str(value)
 
 
 @cli.command("verify-install")
@@ -178,10 +197,12 @@ def verify_install(settings: Settings, cells_dir: str | None, database_url: str 
     doc = report.to_dict()
     lines = [f"{f['severity']}: {f['message']}" for f in doc["findings"]
              if f["severity"] != "ok" or settings.out.verbose]
-    lines.append("installation is whole" if report.whole else f"installation is NOT whole ({len(report.errors)} "
-                 "problem(s) would stop Cells from working)")
+    problems = plural(len(report.errors), "problem")
+    lines.append("installation is whole" if report.whole
+                 else f"installation is NOT whole ({problems} would stop Cells from working)")
     settings.out.result(doc, "\n".join(lines))
     if not report.whole:
+        settings.out.failure = lines[-1]
         raise SystemExit(ExitCode.ERROR)
 
 

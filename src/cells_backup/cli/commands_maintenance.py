@@ -7,7 +7,7 @@ import click
 from ..errors import ExitCode
 from ..repository.lock import Lock
 from .main import Settings, cli, common_options
-from .output import human_bytes
+from .output import human_bytes, plural
 from .progress import new_progress, progress_shown
 
 
@@ -44,12 +44,13 @@ def prune(settings: Settings, max_unused: str, dry_run: bool, lock_wait: float) 
     with Lock(repo, exclusive=True, purpose="prune").acquire(lock_wait):
         doc = run_prune(settings, repo, max_unused=share, dry_run=dry_run)
     plan = doc["plan"]
-    text = (f"{plan['delete_packs']} packs to delete, {plan['repack_packs']} to repack, "
+    text = (f"{plural(plan['delete_packs'], 'pack')} to delete, {plan['repack_packs']} to repack, "
             f"{plan['orphan_packs']} left over by interrupted runs; about "
             f"{human_bytes(plan['bytes_freed_estimate'])} to free")
     if not dry_run:
         result = doc["result"]
-        text += f"\nprune done: {result['packs_deleted']} packs deleted, {result['packs_written']} written"
+        text += (f"\nprune done: {plural(result['packs_deleted'], 'pack')} deleted, "
+                 f"{result['packs_written']} written")
     settings.out.result(doc, text)
 
 
@@ -62,11 +63,12 @@ def repair(settings: Settings) -> None:
     repo = settings.open()
     with Lock(repo, exclusive=True, purpose="repair").acquire():
         doc = rebuild_index(repo, say=settings.out.debug)
-    text = f"index rebuilt from {doc['packs']} packs ({doc['blobs']} blobs)"
+    text = f"index rebuilt from {plural(doc['packs'], 'pack')} ({plural(doc['blobs'], 'blob')})"
     for problem in doc["problems"]:
         text += f"\nproblem: {problem}"
     settings.out.result(doc, text)
     if doc["problems"]:
+        settings.out.failure = f"index rebuilt with {plural(len(doc['problems']), 'problem')}"
         raise SystemExit(ExitCode.ERROR)
 
 
@@ -86,8 +88,8 @@ def diff(settings: Settings, snapshot_a: str, snapshot_b: str) -> None:
               for e in doc["changed"]]
     lines += [f"T {t['table']} (rows {t['rows_before']} -> {t['rows_after']})" for t in doc["tables"]]
     lines.append(f"{len(doc['added'])} added, {len(doc['removed'])} removed, {len(doc['changed'])} changed, "
-                 f"{len(doc['tables'])} tables changed")
-    settings.out.result(doc, "\n".join(lines))
+                 f"{plural(len(doc['tables']), 'table')} changed")
+    settings.out.result(doc, "\n".join(lines), data=True)
 
 
 def policy_from_options(**options) -> object:
@@ -145,6 +147,7 @@ def forget_with_policy(settings: Settings, policy, *, group_by: str, then_prune:
         text = forget_plan.render()
         if then_prune and not dry_run:
             doc["prune"] = run_prune(settings, repo, max_unused=max_unused, dry_run=False)
-            text += f"\npruned: {doc['prune']['result']['packs_deleted']} packs deleted"
-    doc["_text"] = text + ("\n(dry run: nothing removed)" if dry_run else f"\nremoved {len(removed)} snapshot(s)")
+            text += f"\npruned: {plural(doc['prune']['result']['packs_deleted'], 'pack')} deleted"
+    done = "\n(dry run: nothing removed)" if dry_run else f"\nremoved {plural(len(removed), 'snapshot')}"
+    doc["_text"] = text + done
     return doc

@@ -8,6 +8,7 @@ import click
 
 from ..errors import CellsBackupError, ExitCode
 from .main import Settings, cli, common_options
+from .output import plural
 
 
 @cli.group("config")
@@ -37,6 +38,7 @@ def config_check(settings: Settings) -> None:
     settings.out.result({"config": path, "ok": not problems, "problems": problems},
                         "\n".join(problems) if problems else f"{path}: ok")
     if problems:
+        settings.out.failure = f"{path}: {plural(len(problems), 'problem')}"
         raise SystemExit(ExitCode.USAGE)
 
 
@@ -69,6 +71,7 @@ def run(settings: Settings) -> None:
     text = "\n".join(outcome.steps) + f"\nrun {s.status}" + (f": {s.message}" if s.status != "ok" else "")
     settings.out.result(s.to_dict() | {"steps": outcome.steps}, text)
     if outcome.exit_code:
+        settings.out.failure = f"run {s.status}: {s.message}"
         raise SystemExit(outcome.exit_code)
 
 
@@ -90,7 +93,7 @@ def schedule(settings: Settings, kind: str | None, install: bool, on_calendar: s
     path = find_config_path(settings.config_path) or "/etc/cells-backup/config.toml"
     if kind == "cron":
         line = cron_line(path, hour=hour)
-        settings.out.result({"cron": line}, line)
+        settings.out.result({"cron": line}, line, data=True)
         return
     units = systemd_units(path, user=user, on_calendar=on_calendar, config=settings.config)
     if install:
@@ -99,7 +102,7 @@ def schedule(settings: Settings, kind: str | None, install: bool, on_calendar: s
                             + " && ".join(" ".join(c) if isinstance(c, list | tuple) else c for c in ENABLE_COMMANDS))
         return
     text = "\n".join(f"# {name}\n{body}" for name, body in units.items())
-    settings.out.result(units, text)
+    settings.out.result(units, text, data=True)
 
 
 @cli.command()
@@ -123,6 +126,7 @@ def drill(settings: Settings, snapshot: str, target_dir: str | None, database_ur
                  f": snapshot {doc['snapshot'][:8]} restored and verified in {doc['seconds']} s")
     settings.out.result(doc, "\n".join(lines))
     if not doc["whole"]:
+        settings.out.failure = "drill failed: " + "; ".join(doc["problems"][:3])
         raise SystemExit(ExitCode.ERROR)
 
 

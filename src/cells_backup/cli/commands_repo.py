@@ -17,9 +17,9 @@ from ..repository.check import check_repository
 from ..repository.crypto import DEFAULT_KDF
 from ..repository.keys import list_key_files, make_key_file
 from ..repository.lock import Lock, remove_stale_locks
-from ..repository.repository import Repository
+from ..repository.repository import Repository, check_new_location
 from .main import Settings, cli, common_options
-from .output import human_bytes
+from .output import human_bytes, plural
 from .progress import new_progress, progress_shown
 
 
@@ -31,8 +31,7 @@ from .progress import new_progress, progress_shown
 def init(settings: Settings, pack_size: int, kdf_cost: int) -> None:
     """Create an encrypted repository."""
     backend = open_backend(settings.repo.require_url(), **settings.repo.backend_options)
-    if backend.exists_repository():
-        raise CellsBackupError(f"a repository already exists at {backend.location}")
+    check_new_location(backend)  # before a password file is generated
     generated = None
     if has_explicit_source(settings.repo.password):
         password = get_password(settings.repo.password)
@@ -50,7 +49,7 @@ def init(settings: Settings, pack_size: int, kdf_cost: int) -> None:
     if generated:
         text += (f"\npassword generated and stored in {generated} (mode 0600).\n"
                  "Keep a copy somewhere safe: without it nothing in this repository can be restored.")
-    settings.out.result(doc, text)
+    settings.out.result(doc, text, data=generated is not None)
 
 
 @cli.group()
@@ -72,7 +71,7 @@ def key_list(settings: Settings) -> None:
     settings.out.result(
         [{"id": k.id, "current": k.id == repo.key.id, "created": k.created, "username": k.username,
           "hostname": k.hostname} for k in keys],
-        settings.out.table(["ID", "Created", "User", "Host"], rows),
+        settings.out.table(["ID", "Created", "User", "Host"], rows), data=True,
     )
 
 
@@ -96,7 +95,7 @@ def key_remove(settings: Settings, key_id: str) -> None:
     repo = settings.open()
     matches = [k for k in list_key_files(repo.backend) if k.id.startswith(key_id)]
     if len(matches) != 1:
-        raise CellsBackupError(f"{key_id!r} matches {len(matches)} keys")
+        raise CellsBackupError(f"{key_id!r} matches {plural(len(matches), 'key')}")
     if matches[0].id == repo.key.id:
         raise CellsBackupError("refusing to remove the key in use; open the repository with another password")
     with Lock(repo, exclusive=True, purpose="key remove").acquire():
@@ -133,7 +132,7 @@ def snapshots(settings: Settings, tags: tuple[str, ...], host: str | None) -> No
         rows.append([s.short_id, s.datetime.strftime("%Y-%m-%d %H:%M:%S"), s.hostname, ",".join(s.tags), flags,
                      human_bytes(s.summary.get("total_bytes", 0)), ", ".join(s.components or s.paths)])
     text = settings.out.table(["ID", "Time", "Host", "Tags", "Flags", "Size", "Contents"], rows)
-    settings.out.result([s.describe() for s in snaps], text + f"\n{len(snaps)} snapshots")
+    settings.out.result([s.describe() for s in snaps], text + f"\n{plural(len(snaps), 'snapshot')}", data=True)
 
 
 @cli.command()
@@ -160,15 +159,17 @@ def check(settings: Settings, read_data: bool, read_data_subset: str | None) -> 
             lines.append(f"  snapshot {snap}: " + ", ".join(paths[:20]) + (" ..." if len(paths) > 20 else ""))
     if settings.out.verbose:
         lines += [f"warning: {w}" for w in report.warnings]
-    summary = (f"{report.snapshots} snapshots, {report.trees} trees, {report.packs} packs"
-               + (f", {report.packs_read} packs read" if report.packs_read else "")
-               + (": no errors" if report.ok else f": {len(report.errors)} errors"))
+    summary = (f"{plural(report.snapshots, 'snapshot')}, {plural(report.trees, 'tree')}, "
+               f"{plural(report.packs, 'pack')}"
+               + (f", {plural(report.packs_read, 'pack')} read" if report.packs_read else "")
+               + (": no errors" if report.ok else f": {plural(len(report.errors), 'error')}"))
     settings.out.result(
         {"ok": report.ok, "errors": report.errors, "warnings": report.warnings, "snapshots": report.snapshots,
          "packs": report.packs, "packs_read": report.packs_read, "trees": report.trees},
         "\n".join(lines + [summary]),
     )
     if not report.ok:
+        settings.out.failure = f"check found {plural(len(report.errors), 'error')}"
         raise SystemExit(ExitCode.ERROR)
 
 
@@ -179,7 +180,7 @@ def unlock(settings: Settings, remove_all: bool) -> None:
     """Remove stale locks (left by a process that died)."""
     repo = settings.open()
     removed = remove_stale_locks(repo, all_locks=remove_all)
-    settings.out.result({"removed": removed}, f"removed {len(removed)} lock(s)")
+    settings.out.result({"removed": removed}, f"removed {plural(len(removed), 'lock')}")
 
 
 @cli.command()
@@ -190,15 +191,15 @@ def stats(settings: Settings, snapshot: str | None) -> None:
     repo = settings.open()
     if snapshot:
         doc = snapshot_stats(repo, repo.resolve_snapshot(snapshot))
-        text = (f"snapshot {doc['id'][:8]}: {doc['files']} files, {doc['dirs']} dirs, "
+        text = (f"snapshot {doc['id'][:8]}: {plural(doc['files'], 'file')}, {plural(doc['dirs'], 'dir')}, "
                 f"{human_bytes(doc['logical_size'])} logical, {human_bytes(doc['unique_size'])} unique, "
                 f"{human_bytes(doc['stored_size'])} stored, dedup {doc['dedup_ratio']}x")
     else:
         doc = repository_stats(repo)
-        text = (f"{doc['snapshots']} snapshots, {human_bytes(doc['logical_size'])} logical, "
+        text = (f"{plural(doc['snapshots'], 'snapshot')}, {human_bytes(doc['logical_size'])} logical, "
                 f"{human_bytes(doc['unique_size'])} unique, {human_bytes(doc['stored_size'])} stored in "
-                f"{doc['packs']} packs; dedup {doc['dedup_ratio']}x, compression {doc['compression_ratio']}x")
-    settings.out.result(doc, text)
+                f"{plural(doc['packs'], 'pack')}; dedup {doc['dedup_ratio']}x, compression {doc['compression_ratio']}x")
+    settings.out.result(doc, text, data=True)
 
 
 @cli.command()
@@ -237,5 +238,5 @@ def copy(settings: Settings, snapshots: tuple[str, ...], to_repo: str, to_passwo
         with progress_shown(progress, "copy"):
             pairs = copy_snapshots(source, target, chosen, say=settings.out.info, progress=progress)
     text = (f"created repository {target.id[:8]} at {backend.location}\n" if created else "") + \
-        f"copied {len(pairs)} snapshot(s); {len(chosen) - len(pairs)} were already there"
+        f"copied {plural(len(pairs), 'snapshot')}; {len(chosen) - len(pairs)} already there"
     settings.out.result({"created": created, "copied": [{"from": a, "to": b} for a, b in pairs]}, text)

@@ -14,7 +14,7 @@ from ..errors import CellsBackupError, ExitCode, UsageError
 from ..repository.prefetch import prefetch_metadata
 from .main import Settings, cli, common_options
 from .options import rewrite_options
-from .output import human_bytes, human_duration
+from .output import human_bytes, human_duration, plural
 from .progress import new_progress, progress_shown
 
 
@@ -42,7 +42,7 @@ def report_backup(settings: Settings, snapshot, elapsed: float) -> None:
         f"snapshot {snapshot.short_id} saved"
         + (" (PARTIAL: some files could not be read)" if snapshot.partial else "")
         + f"\nfiles: {s.get('files_new', 0)} new, {s.get('files_changed', 0)} changed, "
-        f"{s.get('files_unmodified', 0)} unmodified; {s.get('dirs', 0)} dirs"
+        f"{s.get('files_unmodified', 0)} unmodified; {plural(s.get('dirs', 0), 'dir')}"
         f"\nadded {human_bytes(s.get('data_added', 0))} ({human_bytes(s.get('data_stored', 0))} stored) "
         f"of {human_bytes(s.get('total_bytes', 0))} in {human_duration(elapsed)}"
     )
@@ -214,4 +214,4 @@ def dump(settings: Settings, snapshot: str, path: str, output: str, database: bo
     else:
         with open(output, "wb") as f:
             count = write_tar(repo, snap, path, f)
-    settings.out.info(f"wrote {count} entries")
+    settings.out.info(f"wrote {plural(count, 'entry', 'entries')}")

@@ -15,6 +15,7 @@ from .. import __version__, allocator
 from ..engine.password import PasswordSource
 from ..engine.session import RepoSettings, open_repository
 from ..errors import CellsBackupError, ExitCode
+from .global_options import GlobalOptions, global_options
 from .output import Output
 
 
@@ -29,19 +30,54 @@ class Settings:
         return open_repository(self.repo)
 
 
+@dataclass
+class Invocation:
+    """What the group read before the command: the global options and the output channel."""
+
+    options: GlobalOptions = field(default_factory=GlobalOptions)
+    out: Output = field(default_factory=Output)
+
+
+def make_settings(options: GlobalOptions, out: Output) -> Settings:
+    """Settings from the global options, the config file and the environment (flags first)."""
+    from ..engine.config_file import load_config
+
+    config = load_config(options.config_file)
+    log_file = options.log_file or config.get("log_file")
+    if log_file:
+        from ..engine.logsetup import setup_logging
+
+        setup_logging(out.verbose, out.quiet, log_file)
+    repo = options.repo or config.get("repository")
+    s3 = config.get("s3", {})
+    path_style = options.s3_path_style if options.s3_path_style is not None else s3.get("path_style")
+    source = PasswordSource.from_env(options.password_file or config.get("password_file"),
+                                     options.password_command or config.get("password_command"))
+    backend_options = {}
+    if repo and repo.startswith("s3://"):
+        backend_options = {"endpoint": options.s3_endpoint or s3.get("endpoint"),
+                           "region": options.s3_region or s3.get("region"), "path_style": path_style}
+    return Settings(repo=RepoSettings(url=repo, password=source, backend_options=backend_options),
+                    out=out, config=config, config_path=options.config_file)
+
+
 def common_options(func):
-    """--json, -q and -v on every command (they may also be given before the command)."""
+    """--json, -q, -v and the global options on every command (also accepted before the command)."""
 
     @click.option("--json", "json_", is_flag=True, help="Print one JSON document on stdout.")
-    @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+    @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
     @click.option("-v", "--verbose", count=True, help="More detail on stderr.")
+    @global_options(from_env=False)
     @click.pass_context
     @wraps(func)
     def wrapper(ctx, *args, json_=False, quiet=False, verbose=0, **kwargs):
-        settings: Settings = ctx.obj
-        settings.out.json = settings.out.json or json_
-        settings.out.quiet = settings.out.quiet or quiet
-        settings.out.verbose = max(settings.out.verbose, verbose)
+        invocation = ctx.find_object(Invocation) or Invocation()
+        given_here = GlobalOptions.pop_from(kwargs)
+        out = invocation.out
+        out.json = out.json or json_
+        out.quiet = out.quiet or quiet
+        out.verbose = max(out.verbose, verbose)
+        settings = make_settings(invocation.options.overridden_by(given_here), out)
         return func(settings, *args, **kwargs)
 
     return wrapper
@@ -75,79 +111,66 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="cells-backup")
-@click.option("--repo", "-r", envvar="CELLS_BACKUP_REPOSITORY", help="Repository: a path or s3://bucket/prefix.")
-@click.option("--password-file", type=click.Path(dir_okay=False), help="File holding the repository password.")
-@click.option("--password-command", help="Command that prints the repository password.")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML config file.")
-@click.option("--s3-endpoint", envvar="AWS_ENDPOINT_URL", help="S3 endpoint URL (S3-compatible storage).")
-@click.option("--s3-region", envvar="AWS_REGION", help="S3 region.")
-@click.option("--s3-path-style", is_flag=True, default=None, help="Use path-style S3 addressing.")
-@click.option("--log-file", type=click.Path(dir_okay=False), help="Also log to this file (rotated).")
+@global_options(from_env=True)
 @click.option("--json", "json_", is_flag=True, help="Print one JSON document on stdout.")
-@click.option("-q", "--quiet", is_flag=True)
-@click.option("-v", "--verbose", count=True)
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+@click.option("-v", "--verbose", count=True, help="More detail on stderr.")
 @click.pass_context
-def cli(ctx, repo, password_file, password_command, config_file, s3_endpoint, s3_region, s3_path_style,
-        log_file, json_, quiet, verbose):
-    """Back up and recover a whole Pydio Cells installation."""
-    from ..engine.config_file import load_config
+def cli(ctx, json_, quiet, verbose, **options):
+    """Back up and recover a whole Pydio Cells installation.
 
-    config = load_config(config_file)
-    log_file = log_file or config.get("log_file")
-    if log_file:
-        from ..engine.logsetup import setup_logging
-
-        setup_logging(verbose, quiet, log_file)
-    repo = repo or config.get("repository")
-    s3 = config.get("s3", {})
-    s3_endpoint = s3_endpoint or s3.get("endpoint")
-    s3_region = s3_region or s3.get("region")
-    if s3_path_style is None:
-        s3_path_style = s3.get("path_style")
-    source = PasswordSource.from_env(password_file or config.get("password_file"),
-                                     password_command or config.get("password_command"))
-    backend_options = {}
-    if repo and repo.startswith("s3://"):
-        backend_options = {"endpoint": s3_endpoint, "region": s3_region, "path_style": s3_path_style}
-    ctx.obj = Settings(
-        repo=RepoSettings(url=repo, password=source, backend_options=backend_options),
-        out=Output(json=json_, quiet=quiet, verbose=verbose),
-        config=config,
-        config_path=config_file,
-    )
+    The options below may also be given after the command (`cells-backup init --repo DIR`).
+    """
+    out = ctx.obj if isinstance(ctx.obj, Output) else Output()
+    out.json, out.quiet, out.verbose = json_, quiet, verbose
+    ctx.obj = Invocation(GlobalOptions(**options), out)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; every expected failure becomes one line on stderr and its exit code."""
+    """Run the CLI; every expected failure becomes one line on stderr and its exit code
+    (and with --json, one document on stdout that says so)."""
     allocator.tune()
+    out = Output()
+    code, error = _run(argv, out)
+    if error is not None and not out.json:
+        # the command line did not parse as far as --json: honour it all the same
+        out.json = "--json" in (sys.argv[1:] if argv is None else argv)
     try:
-        code = cli.main(args=argv, prog_name="cells-backup", standalone_mode=False)
-    except click.exceptions.Abort:
+        out.finish(code, error)
+    except BrokenPipeError:
+        code = code or ExitCode.ERROR
+    if argv is None:
+        _exit_now(code)
+    sys.exit(code)
+
+
+def _run(argv: list[str] | None, out: Output) -> tuple[int, str | None]:
+    """Run the command: (exit code, error message or None)."""
+    try:
+        code = cli.main(args=argv, prog_name="cells-backup", standalone_mode=False, obj=out)
+        return code or 0, None
+    except SystemExit as exc:  # a command's own exit code (partial backup, failed check)
+        return (exc.code if isinstance(exc.code, int) else ExitCode.ERROR), None
+    except click.exceptions.Exit as exc:
+        return exc.exit_code, None
+    except (click.exceptions.Abort, KeyboardInterrupt):
         sys.stderr.write("cells-backup: interrupted\n")
-        code = 130
+        return 130, "interrupted"
     except click.ClickException as exc:
         exc.show()
-        code = exc.exit_code
-    except click.exceptions.Exit as exc:
-        code = exc.exit_code
+        return exc.exit_code, exc.format_message()
     except CellsBackupError as exc:
         sys.stderr.write(f"cells-backup: error: {exc}\n")
-        code = exc.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write("cells-backup: interrupted\n")
-        code = 130
+        return exc.exit_code, str(exc)
     except BrokenPipeError:
-        code = ExitCode.ERROR
+        return ExitCode.ERROR, "broken pipe"
     except Exception as exc:  # a bug: one line for the admin, the traceback only on request
         sys.stderr.write(f"cells-backup: internal error: {type(exc).__name__}: {exc}\n")
         if os.environ.get("CELLS_BACKUP_DEBUG"):
             traceback.print_exc()
         else:
             sys.stderr.write("(set CELLS_BACKUP_DEBUG=1 for details and please report it)\n")
-        code = ExitCode.ERROR
-    if argv is None:
-        _exit_now(code or 0)
-    sys.exit(code or 0)
+        return ExitCode.ERROR, f"internal error: {type(exc).__name__}: {exc}"
 
 
 def _exit_now(code: int) -> None:

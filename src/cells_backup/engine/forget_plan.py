@@ -163,7 +163,7 @@ class ForgetPlan:
                 line = f"  {action}  {d.snapshot.short_id:<{width}}  {d.snapshot.time}"
                 lines.append(f"{line}  {why}" if why else line)
         lines.append("")
-        lines.append(f"Total: keep {len(self.keep)}, remove {len(self.remove)} snapshots")
+        lines.append(f"Total: {len(self.keep)} kept, {len(self.remove)} removed")
         return "\n".join(lines) + "\n"
 
     def to_dict(self) -> dict:

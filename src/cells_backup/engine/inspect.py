@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 
 from ..cells import backup_plan, detect_running, find_working_dir, load_installation, not_backed_up, warnings
+from ..cells.model import Datasource
+from ..cells.vault import vault_problem
 from ..errors import CellsBackupError
 from .installation_backup import component_excluder, database_sources
 
@@ -27,8 +29,17 @@ def _measure(root: str, excluded) -> tuple[int, int]:
     return files, size
 
 
+def _datasource(ds: Datasource, excluded) -> dict:
+    """A datasource with the files and bytes of its folder (None when not local or missing)."""
+    files = size = None
+    if ds.is_local and ds.folder and os.path.isdir(ds.folder):
+        files, size = _measure(ds.folder, excluded)
+    return {"name": ds.name, "type": ds.storage_type, "flat": ds.flat, "folder": ds.folder,
+            "parent": ds.parent_folder, "peer_address": ds.peer_address, "files": files, "bytes": size}
+
+
 def inspect_installation(cells_dir: str | None, database_url: str | None = None) -> dict:
-    inst = load_installation(find_working_dir(cells_dir))
+    inst = load_installation(find_working_dir(cells_dir), database_optional=True)  # said as a warning
     components = backup_plan(inst)
     excluded = component_excluder(components)
     comps = []
@@ -38,6 +49,8 @@ def inspect_installation(cells_dir: str | None, database_url: str | None = None)
                       "files": files, "bytes": size,
                       "excludes": [{"pattern": e.pattern, "reason": e.reason} for e in comp.excludes]})
     notes = list(warnings(inst))
+    if problem := vault_problem(inst.vault_file, inst.key_file):
+        notes.append(problem)
     status = detect_running(inst)
     if status.running:
         notes.insert(0, "Cells is running (" + "; ".join(status.evidence[:2]) + "): a backup needs "
@@ -46,10 +59,11 @@ def inspect_installation(cells_dir: str | None, database_url: str | None = None)
     for source in database_sources(inst, database_url):
         entry = {"key": source.key, "kind": source.conn.kind, "connection": source.conn.redacted()}
         try:
-            from ..database.probe import check_connection, table_info
+            from ..database.probe import check_connection
+            from ..database.summary import database_summary
 
             entry["server"] = check_connection(source.conn)
-            entry["tables"] = len(table_info(source.conn, []) or {}) or None
+            entry |= database_summary(source.conn)
         except CellsBackupError as exc:
             entry["error"] = str(exc)
             notes.append(f"database {source.key[:12]}: {exc}")
@@ -63,8 +77,7 @@ def inspect_installation(cells_dir: str | None, database_url: str | None = None)
         "databases": dbs,
         "document_store": bool(inst.document_store),
         "sites": [{"binds": s.binds, "external_url": s.external_url, "tls": s.tls} for s in inst.sites],
-        "datasources": [{"name": d.name, "type": d.storage_type, "flat": d.flat, "folder": d.folder,
-                         "parent": d.parent_folder, "peer_address": d.peer_address} for d in inst.datasources],
+        "datasources": [_datasource(d, excluded) for d in inst.datasources],
         "not_backed_up": [{"name": s.name, "reason": s.reason} for s in not_backed_up(inst)],
         "warnings": notes,
     }

@@ -56,6 +56,9 @@ def run_job(
         if snapshot.partial:
             status = "partial"
             errors += [f"{e['path']}: {e['error']}" for e in snapshot.errors[:20]]
+        if getattr(result, "start_failure", None):  # the snapshot is saved, but Cells may be down
+            status, message = "failed", result.start_failure
+            errors.append(result.start_failure)
         retention = config.get("retention")
         if retention:
             from ..repository.lock import Lock

@@ -202,7 +202,8 @@ class RetentionPolicy:
             n = self.count(rule)
             if n:
                 counts.append(f"{'all' if n == UNLIMITED else n} {rule}")
-        parts = [", ".join(counts) + " snapshots"] if counts else []
+        one = len(counts) == 1 and counts[0].startswith("1 ")
+        parts = [", ".join(counts) + (" snapshot" if one else " snapshots")] if counts else []
         for rule in _BUCKETS:
             span = self.within(rule)
             if span is not None:

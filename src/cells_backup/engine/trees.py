@@ -9,6 +9,7 @@ import fnmatch
 import getpass
 import os
 import socket
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -78,6 +79,7 @@ class BackupRequest:
     live: bool = False
     lock_wait: float = LOCK_WAIT
     read_ahead: Snapshot | None = None  # what `read_ahead` stored: the parent, its data counted
+    started: float | None = None  # time.monotonic() when the whole run began (hooks, read-ahead)
 
 
 def run_backup(
@@ -90,6 +92,7 @@ def run_backup(
     on_files_done: Callable[[], None] | None = None,
 ) -> Snapshot:
     """Archive the request's trees and streams and store the snapshot (written last)."""
+    started = request.started or time.monotonic()
     paths = _existing_paths(request)
     with Lock(repo, exclusive=False, purpose="backup").acquire(request.lock_wait):
         repo.load_index()
@@ -98,15 +101,15 @@ def run_backup(
         tree_id, archiver = _archive(repo, request, paths, parent, request.virtual, progress, warn, on_files_done)
         snapshot = make_snapshot(repo, tree_id, paths, archiver, parent=parent, tags=request.tags,
                                  when=request.time, extra=request.extra)
-        if request.read_ahead is not None:  # not a stored snapshot: record the real parent, count its data
+        if request.read_ahead is not None:  # not a stored snapshot: record the real parent, count its work
             snapshot.parent = request.read_ahead.parent
-            for key in ("data_added", "blobs_new", "data_stored"):
-                snapshot.summary[key] = snapshot.summary.get(key, 0) + request.read_ahead.summary.get(key, 0)
+            merge_read_ahead(snapshot.summary, request.read_ahead.summary)
         snapshot.components = request.components
         snapshot.cells_version = request.cells_version
         snapshot.live = request.live
         if before_snapshot is not None:
             before_snapshot(snapshot)
+        snapshot.summary["duration"] = round(time.monotonic() - started, 3)
         repo.save_snapshot(snapshot)
     return snapshot
 
@@ -116,6 +119,20 @@ def _expect(progress: Progress | None, parent: Snapshot | None) -> None:
     if parent is not None and progress is not None:
         progress.expected_files = int(parent.summary.get("total_files", 0))
         progress.expected_bytes = int(parent.summary.get("total_bytes", 0))
+
+
+def merge_read_ahead(summary: dict, ahead: dict) -> None:
+    """Count a read-ahead pass into the summary of the pass that followed it.
+
+    The second pass compares with the read-ahead, so what the read-ahead found new or changed
+    (compared with the real parent) shows there as unmodified: it is counted as new or changed.
+    """
+    for key in ("data_added", "blobs_new", "data_stored"):
+        summary[key] = summary.get(key, 0) + ahead.get(key, 0)
+    moved = ahead.get("files_new", 0) + ahead.get("files_changed", 0)
+    summary["files_new"] = summary.get("files_new", 0) + ahead.get("files_new", 0)
+    summary["files_changed"] = summary.get("files_changed", 0) + ahead.get("files_changed", 0)
+    summary["files_unmodified"] = max(0, summary.get("files_unmodified", 0) - moved)
 
 
 def make_snapshot(

@@ -7,6 +7,7 @@ is stored only after every index file it depends on.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import secrets
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 import zstandard
 
 from ..errors import (
+    BackendError,
     CellsBackupError,
     IntegrityError,
     NotFoundError,
@@ -35,20 +37,35 @@ DEFAULT_PACK_SIZE = 16 * 1024 * 1024
 DEFAULT_CHUNKER = {"min": 256 * 1024, "avg": 1024 * 1024, "max": 4 * 1024 * 1024}
 
 
+def check_new_location(backend: Backend) -> None:
+    """Refuse to create a repository over one, over a file, or among other files: `init` writes
+    nothing there, and a typo in the path does not scatter a repository into a data folder."""
+    if backend.exists_repository():
+        raise CellsBackupError(f"a repository already exists at {backend.location}")
+    try:
+        if next(iter(backend.list("keys/")), None) is not None:
+            for prefix in ("data/", "index/", "snapshots/"):
+                if next(iter(backend.list(prefix)), None) is not None:
+                    raise CellsBackupError(
+                        f"{backend.location} holds key files and {prefix.rstrip('/')} but no config: a damaged "
+                        "repository; not creating one over it (restore its config, or choose another location)"
+                    )
+        foreign = [name for name, _size in itertools.islice(
+            (entry for entry in backend.list("") if not entry[0].startswith("keys/")), 3)]
+    except BackendError as exc:
+        raise CellsBackupError(f"cannot create a repository: {exc}") from None
+    if foreign:
+        raise CellsBackupError(
+            f"cannot create a repository at {backend.location}: it is not empty and holds no repository "
+            f"({', '.join(foreign)}{', ...' if len(foreign) == 3 else ''}); give a new or empty directory")
+
+
 def _clear_interrupted_init(backend: Backend) -> None:
     """Remove the key file of an `init` (or `copy` to a new target) killed before it wrote its
     config: it holds a master key nothing was stored with, and would fail `check` beside the new
-    one. Key files next to stored data but no config are a damaged repository: left alone."""
-    leftovers = [name for name, _size in backend.list("keys/")]
-    if not leftovers:
-        return
-    for prefix in ("data/", "index/", "snapshots/"):
-        if next(iter(backend.list(prefix)), None) is not None:
-            raise CellsBackupError(
-                f"{backend.location} holds key files and {prefix.rstrip('/')} but no config: a damaged "
-                "repository; not creating one over it (restore its config, or choose another location)"
-            )
-    for name in leftovers:
+    one. (Key files next to stored data but no config, a damaged repository, were refused by
+    `check_new_location`.)"""
+    for name in [name for name, _size in backend.list("keys/")]:
         backend.delete(name)
 
 
@@ -87,8 +104,7 @@ class Repository:
     ) -> Repository:
         """A new repository; ``like`` shares its blob-id key and chunker so `copy` between the two
         moves only what the target lacks, without re-hashing."""
-        if backend.exists_repository():
-            raise CellsBackupError(f"a repository already exists at {backend.location}")
+        check_new_location(backend)
         _clear_interrupted_init(backend)
         master = MasterKey.generate()
         if like is not None:

@@ -173,6 +173,8 @@ class LocalBackend:
         directory = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
         base = self._path(directory) if directory else self.root
         if not os.path.isdir(base):
+            if base == self.root and os.path.lexists(base):
+                raise BackendError(f"{self.root} is a file, not a directory")
             return
         for dirpath, dirnames, filenames in os.walk(base):
             dirnames.sort()
