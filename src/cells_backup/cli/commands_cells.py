@@ -8,9 +8,10 @@ from pathlib import Path
 import click
 
 from ..errors import CellsBackupError, ExitCode, UsageError
+from ..wording import plural
 from .main import Settings, cli, common_options
 from .options import rewrite_options
-from .output import human_bytes, human_duration, plural
+from .output import human_bytes, human_duration
 from .progress import new_progress, progress_shown
 
 
@@ -62,7 +63,7 @@ def cells_restore(settings: Settings, repo, snap, *, cells_dir, maps, database_u
     with progress_shown(progress, "restore", show_path=True):
         result = restore_installation(repo, snap, request, info=info, progress=progress)
     files = result.files
-    lines = [f"restored {files.files} files, {files.dirs} dirs, {human_bytes(files.bytes)}"]
+    lines = [f"restored {plural(files.files, 'file')}, {plural(files.dirs, 'dir')}, {human_bytes(files.bytes)}"]
     for db in result.databases:
         lines.append(f"database {db.get('database')}: {len(db.get('tables', []))} tables loaded and verified")
     if result.documents is not None:
@@ -93,7 +94,7 @@ def _report_dry_run(settings: Settings, repo, snap, request) -> None:
 
     verbose = bool(settings.out.verbose)
     result = dry_run(repo, snap, request, list_files=verbose)
-    notes = [f": {s.files} files, {s.dirs} dirs, {human_bytes(s.bytes)}" for s in result.steps]
+    notes = [f": {plural(s.files, 'file')}, {plural(s.dirs, 'dir')}, {human_bytes(s.bytes)}" for s in result.steps]
     text = [result.plan.render(notes), "pre-flight checks passed (the same as the restore runs first):"]
     text += [f"  {line}" for line in result.checks]
     if result.paths is not None:

@@ -6,8 +6,9 @@ import click
 
 from ..errors import ExitCode
 from ..repository.lock import Lock
+from ..wording import plural
 from .main import Settings, cli, common_options
-from .output import human_bytes, plural
+from .output import human_bytes
 from .progress import new_progress, progress_shown
 
 

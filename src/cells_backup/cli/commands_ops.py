@@ -7,8 +7,8 @@ import os
 import click
 
 from ..errors import CellsBackupError, ExitCode
+from ..wording import plural
 from .main import Settings, cli, common_options
-from .output import plural
 
 
 @cli.group("config")

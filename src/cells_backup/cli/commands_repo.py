@@ -18,8 +18,9 @@ from ..repository.crypto import DEFAULT_KDF
 from ..repository.keys import list_key_files, make_key_file
 from ..repository.lock import Lock, remove_stale_locks
 from ..repository.repository import Repository, check_new_location
+from ..wording import plural
 from .main import Settings, cli, common_options
-from .output import human_bytes, plural
+from .output import human_bytes
 from .progress import new_progress, progress_shown
 
 

@@ -12,9 +12,10 @@ import click
 from ..engine.trees import BackupRequest, restore_tree, run_backup
 from ..errors import CellsBackupError, ExitCode, UsageError
 from ..repository.prefetch import prefetch_metadata
+from ..wording import plural
 from .main import Settings, cli, common_options
 from .options import rewrite_options
-from .output import human_bytes, human_duration, plural
+from .output import human_bytes, human_duration
 from .progress import new_progress, progress_shown
 
 
@@ -149,9 +150,10 @@ def restore(settings: Settings, snapshot, target, cells_dir, maps, database_url,
         result = restore_tree(repo, snap, target, only=only, force=force, owner=owner_ids, progress=progress)
     for warning in result.warnings[:50]:
         settings.out.debug(f"warning: {warning}")
-    text = f"restored {result.files} files, {result.dirs} dirs, {human_bytes(result.bytes)} to {target}"
+    text = (f"restored {plural(result.files, 'file')}, {plural(result.dirs, 'dir')}, "
+            f"{human_bytes(result.bytes)} to {target}")
     if result.errors:
-        text += f"\n{len(result.errors)} paths could not be restored:\n" + "\n".join(
+        text += f"\n{plural(len(result.errors), 'path')} could not be restored:\n" + "\n".join(
             f"  {e['path']}: {e['error']}" for e in result.errors[:100])
     settings.out.result({"files": result.files, "dirs": result.dirs, "bytes": result.bytes,
                          "errors": result.errors, "warnings": result.warnings}, text)

@@ -129,7 +129,3 @@ def human_duration(seconds: float) -> str:
         return f"{seconds // 60}m{seconds % 60:02d}s"
     return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
 
-
-def plural(count: int, noun: str, plural_form: str | None = None) -> str:
-    """``1 snapshot``, ``2 snapshots``: counts in messages read as English."""
-    return f"{count} {noun if count == 1 else plural_form or noun + 's'}"

@@ -33,6 +33,7 @@ from ..repository.reader import StoredContent, open_content
 from ..repository.repository import Repository
 from ..repository.restorer import Restorer, RestoreResult, find_node
 from ..repository.snapshot import Snapshot
+from ..wording import plural
 from .dbcheck import index_table_checker
 from .restore_preflight import StepSummary, preflight, summarize, walk_plan
 from .restore_steps import TreeStep, check_maps, mappable_paths, parse_maps, skip_done, split_mapped, without
@@ -322,7 +323,7 @@ def restore_installation(
         from ..cells import read_pydio_json
 
         save_pydio_json(config_path, apply_edits(read_pydio_json(config_path), plan.edits))
-        info(f"rewrote {len(plan.edits)} setting(s) in {config_path}")
+        info(f"rewrote {plural(len(plan.edits), 'setting')} in {config_path}")
     db_reports = []
     for step in plan.databases:
         from ..database.load import restore_database

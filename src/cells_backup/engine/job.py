@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from ..errors import CellsBackupError, ExitCode
 from ..repository.repository import Repository
+from ..wording import plural
 from .monitoring import Notifier, RunSummary, report_run
 
 
@@ -70,14 +71,14 @@ def run_job(
                 plan = plan_forget(repo.list_snapshots(), policy, retention.get("group_by", "host,paths"))
                 for snap in plan.remove:
                     repo.backend.delete(f"snapshots/{snap.id}")
-                steps.append(f"forget: removed {len(plan.remove)} snapshot(s)")
+                steps.append(f"forget: removed {plural(len(plan.remove), 'snapshot')}")
                 if retention.get("prune", True) and plan.remove:
                     from ..repository.prune import execute_prune, plan_prune, used_blobs
 
                     repo.load_index(strict=True)
                     used = used_blobs(repo)
                     done = execute_prune(repo, plan_prune(repo, used), used)
-                    steps.append(f"prune: {done['packs_deleted']} pack(s) deleted")
+                    steps.append(f"prune: {plural(done['packs_deleted'], 'pack')} deleted")
         check = config.get("check")
         if check:
             from ..repository.check import check_repository
@@ -88,7 +89,7 @@ def run_job(
                 report = check_repository(repo, read_data=bool(check.get("read_data")),
                                           subset=check.get("read_data_subset"))
             check_ok = report.ok
-            steps.append("check: ok" if report.ok else f"check: {len(report.errors)} error(s)")
+            steps.append("check: ok" if report.ok else f"check: {plural(len(report.errors), 'error')}")
             if not report.ok:
                 status = "failed"
                 errors += [f"{e['object']}: {e['error']}" for e in report.errors[:20]]
