@@ -2,13 +2,63 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid as uuidlib
+from pathlib import Path
 
 import pymysql
 import pytest
 
 from cells_backup.cells.sample import make_sample_installation
 from cells_schema import create_index_tables
+from helpers import FAST_KDF, cli_env, run_cli
+
+HOLDER = """
+import fcntl, sys, time
+f = open(sys.argv[1], "rb")
+fcntl.flock(f, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+def fake_cells(install: Path) -> subprocess.Popen:
+    """A process holding BoltDB's exclusive lock, as a running Cells does."""
+    db = next(install.glob("services/*/*.db"))
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(db)], stdout=subprocess.PIPE)
+    assert proc.stdout.readline().strip() == b"locked"
+    return proc
+
+
+@pytest.fixture
+def install(tmp_path: Path) -> Path:
+    """A sample installation without a SQL database."""
+    make_sample_installation(tmp_path / "cells", external_parent=tmp_path / "storage")
+    return tmp_path / "cells"
+
+
+@pytest.fixture
+def env() -> dict[str, str]:
+    return cli_env()
+
+
+@pytest.fixture
+def repo(tmp_path, env) -> str:
+    path = str(tmp_path / "repo")
+    run_cli("--repo", path, "init", *FAST_KDF, env=env, check=True)
+    return path
+
+
+@pytest.fixture
+def backed_up(installation, mariadb):
+    """(base dir, repository, database name, env) after one backup of the MariaDB-backed installation."""
+    _sample, dbname, base = installation
+    env = cli_env()
+    repo = str(base / "repo")
+    run_cli("--repo", repo, "init", *FAST_KDF, env=env, check=True)
+    run_cli("--repo", repo, "backup", "--cells-dir", str(base / "cells"), env=env, check=True)
+    return base, repo, dbname, env
 
 
 def admin(mariadb, database: str | None = None):

@@ -4,30 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
-import pytest
-
-from cells_backup.cells.sample import make_sample_installation
 from helpers import FAST_KDF, cli_env, run_cli
-
-
-@pytest.fixture
-def install(tmp_path: Path) -> Path:
-    make_sample_installation(tmp_path / "cells", external_parent=tmp_path / "storage")
-    return tmp_path / "cells"
-
-
-@pytest.fixture
-def env():
-    return cli_env()
-
-
-@pytest.fixture
-def repo(tmp_path, env) -> str:
-    path = str(tmp_path / "repo")
-    run_cli("--repo", path, "init", *FAST_KDF, env=env, check=True)
-    return path
 
 
 def test_first_backup_with_hooks_counts_every_file_as_new_and_times_the_whole_run(repo, install, env, tmp_path):

@@ -3,48 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from conftest_engine import fake_cells
 
-from cells_backup.cells.sample import make_sample_installation
-from helpers import FAST_KDF, cli_env, json_leaves, run_cli
-
-HOLDER = """
-import fcntl, sys, time
-f = open(sys.argv[1], "rb")
-fcntl.flock(f, fcntl.LOCK_EX)
-print("locked", flush=True)
-time.sleep(600)
-"""
-
-
-@pytest.fixture
-def install(tmp_path: Path) -> Path:
-    make_sample_installation(tmp_path / "cells", external_parent=tmp_path / "storage")
-    return tmp_path / "cells"
-
-
-@pytest.fixture
-def env():
-    return cli_env()
-
-
-@pytest.fixture
-def repo(tmp_path, env) -> str:
-    path = str(tmp_path / "repo")
-    run_cli("--repo", path, "init", *FAST_KDF, env=env, check=True)
-    return path
-
-
-def fake_cells(install: Path) -> subprocess.Popen:
-    """A process holding BoltDB's exclusive lock, as a running Cells does."""
-    db = next(install.glob("services/*/*.db"))
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(db)], stdout=subprocess.PIPE)
-    assert proc.stdout.readline().strip() == b"locked"
-    return proc
+from helpers import cli_env, json_leaves, run_cli
 
 
 def test_running_cells_is_refused_with_exit_13(repo, install, env):

@@ -7,23 +7,20 @@ from urllib.parse import quote
 
 import pytest
 
-from helpers import FAST_KDF, cli_env, run_cli, tree_state
+from helpers import run_cli, tree_state
 
 
 @pytest.fixture
-def backed_up(installation, mariadb):
-    sample, dbname, base = installation
-    env = cli_env()
-    repo = str(base / "repo")
-    run_cli("--repo", repo, "init", *FAST_KDF, env=env, check=True)
-    run_cli("--repo", repo, "backup", "--cells-dir", str(base / "cells"), env=env, check=True)
+def moved(backed_up, mariadb):
+    """(base, repository, URL of a new database, env) after one backup."""
+    base, repo, dbname, env = backed_up
     url = f"mysql://{mariadb.admin_user}:{quote(mariadb.admin_password, safe='')}@127.0.0.1:{mariadb.port}/" \
           f"{dbname}_moved"
     return base, repo, url, env
 
 
-def test_a_folder_inside_the_working_dir_is_restored_where_the_map_sends_it(backed_up):
-    base, repo, url, env = backed_up
+def test_a_folder_inside_the_working_dir_is_restored_where_the_map_sends_it(moved):
+    base, repo, url, env = moved
     wd, new_wd, new_data = base / "cells", base / "srv" / "cells", base / "big-disk" / "cells-data"
     args = ["--repo", repo, "restore", "latest", "--cells-dir", str(new_wd), "--map", f"{wd / 'data'}={new_data}",
             "--map", f"{base / 'storage'}={base / 'srv' / 'storage'}", "--database-url", url]
@@ -53,8 +50,8 @@ def test_a_folder_inside_the_working_dir_is_restored_where_the_map_sends_it(back
     assert check.stdout.rstrip().endswith("installation is whole")
 
 
-def test_a_map_of_nothing_in_the_snapshot_exits_2_naming_what_can_be_mapped(backed_up):
-    base, repo, url, env = backed_up
+def test_a_map_of_nothing_in_the_snapshot_exits_2_naming_what_can_be_mapped(moved):
+    base, repo, url, env = moved
     wd = base / "cells"
     for dry in ([], ["--dry-run"]):
         r = run_cli("--repo", repo, "restore", "latest", "--cells-dir", str(base / "new"),
@@ -65,8 +62,8 @@ def test_a_map_of_nothing_in_the_snapshot_exits_2_naming_what_can_be_mapped(back
     assert not (base / "new").exists() and not (base / "elsewhere").exists()
 
 
-def test_a_map_that_would_split_a_datasource_from_its_minio_sys_is_refused(backed_up):
-    base, repo, url, env = backed_up
+def test_a_map_that_would_split_a_datasource_from_its_minio_sys_is_refused(moved):
+    base, repo, url, env = moved
     inner = base / "cells" / "data" / "pydiods1"
     r = run_cli("--repo", repo, "restore", "latest", "--cells-dir", str(base / "new"),
                 "--map", f"{inner}={base / 'elsewhere'}", env=env)
@@ -77,8 +74,8 @@ def test_a_map_that_would_split_a_datasource_from_its_minio_sys_is_refused(backe
     assert not (base / "new").exists()
 
 
-def test_only_data_and_only_config_follow_the_map_too(backed_up):
-    base, repo, url, env = backed_up
+def test_only_data_and_only_config_follow_the_map_too(moved):
+    base, repo, url, env = moved
     wd, new_wd, new_data = base / "cells", base / "srv" / "cells", base / "big-disk" / "cells-data"
     common = ["--repo", repo, "restore", "latest", "--cells-dir", str(new_wd), "--map", f"{wd / 'data'}={new_data}",
               "--map", f"{base / 'storage'}={base / 'srv' / 'storage'}"]

@@ -12,7 +12,7 @@ from ..wording import plural
 from .main import Settings, cli, common_options
 from .options import rewrite_options
 from .output import human_bytes, human_duration
-from .progress import new_progress, progress_shown
+from .progress import also_on_line, new_progress, progress_shown
 
 
 def cells_backup(settings: Settings, *, cells_dir, tags, excludes, extra_paths, no_database, stop_command,
@@ -54,11 +54,7 @@ def cells_restore(settings: Settings, repo, snap, *, cells_dir, maps, database_u
     if dry_run:
         return _report_dry_run(settings, repo, snap, request)
     progress = new_progress(settings.out)
-
-    def info(message: str) -> None:
-        if progress is not None:
-            progress.current = message
-        settings.out.info(message)
+    info = also_on_line(progress, settings.out.info)
 
     with progress_shown(progress, "restore", show_path=True):
         result = restore_installation(repo, snap, request, info=info, progress=progress)

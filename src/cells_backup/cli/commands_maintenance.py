@@ -9,7 +9,7 @@ from ..repository.lock import Lock
 from ..wording import plural
 from .main import Settings, cli, common_options
 from .output import human_bytes
-from .progress import new_progress, progress_shown
+from .progress import also_on_line, new_progress, progress_shown
 
 
 def run_prune(settings: Settings, repo, *, max_unused: float, dry_run: bool) -> dict:
@@ -21,12 +21,7 @@ def run_prune(settings: Settings, repo, *, max_unused: float, dry_run: bool) -> 
     doc = {"plan": plan.to_dict()}
     if not dry_run:
         progress = new_progress(settings.out)
-
-        def say(message: str) -> None:
-            if progress is not None:
-                progress.current = message
-            settings.out.debug(message)
-
+        say = also_on_line(progress, settings.out.debug)
         with progress_shown(progress, "prune", show_path=True):
             doc["result"] = execute_prune(repo, plan, used, say=say, progress=progress)
     return doc

@@ -21,7 +21,7 @@ from ..repository.repository import Repository, check_new_location
 from ..wording import plural
 from .main import Settings, cli, common_options
 from .output import human_bytes
-from .progress import new_progress, progress_shown
+from .progress import also_on_line, new_progress, progress_shown
 
 
 @cli.command()
@@ -144,12 +144,7 @@ def check(settings: Settings, read_data: bool, read_data_subset: str | None) -> 
     """Verify the repository's structure (and data with --read-data)."""
     repo = settings.open()
     data_progress = new_progress(settings.out)
-
-    def step(message: str) -> None:
-        if data_progress is not None:
-            data_progress.current = message
-        settings.out.debug(message)
-
+    step = also_on_line(data_progress, settings.out.debug)
     with Lock(repo, exclusive=False, purpose="check").acquire(30), \
             progress_shown(data_progress, "check", show_path=True):
         report = check_repository(repo, read_data=read_data, subset=read_data_subset, progress=step,

@@ -8,7 +8,7 @@ without it.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from ..repository.progress import Progress
@@ -23,6 +23,17 @@ def new_progress(out: Output) -> Progress | None:
     """Counters for a line to show, or None when none is shown (work done only for the line,
     such as counting what a restore or a copy has to do, is then skipped)."""
     return Progress() if progress_wanted(out) else None
+
+
+def also_on_line(progress: Progress | None, echo: Callable[[str], None]) -> Callable[[str], None]:
+    """``echo``, also putting each message on the progress line as the step it is at."""
+
+    def say(message: str) -> None:
+        if progress is not None:
+            progress.current = message
+        echo(message)
+
+    return say
 
 
 @contextmanager
