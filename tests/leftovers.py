@@ -7,6 +7,7 @@ the session's process instead (as long as they did not re-parent).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -80,11 +81,9 @@ def kill_all(leftovers: list[Leftover], timeout: float = 5.0) -> None:
             pass
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            while os.waitpid(-1, os.WNOHANG)[0]:  # reap our own children among them
-                pass
-        except ChildProcessError:
-            pass
+        for left in leftovers:  # reap those that are this process's own children
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(left.pid, os.WNOHANG)
         if not any(_alive(left.pid) for left in leftovers):
             return
         time.sleep(0.05)
