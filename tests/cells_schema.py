@@ -1,113 +1,41 @@
-"""Build a Cells v1–v4 MySQL database from the real migration files, and fill it with awkward data.
+"""Build a Cells v4 MySQL database from the project's schema fixtures, and fill it with awkward data.
 
-The migration files live in ``<repo>/../shared/cells/samples`` (read-only, shared by the team).
-They are applied per service in Cells' order with ``%%PREFIX%%`` substituted; the few steps Cells
-performs in Go between SQL files (tree columns moved from ``_nodes`` in 0.2/0.3, ladon tables) are
-done here by hand. Some upstream statements fail on a fresh server (they drop keys that a fresh
-install never had); those error codes are tolerated, exactly as a real upgrade path would have
-needed them to be.
+The schema lives in ``tests/fixtures/cells``: ``mysql-v4-schema.sql`` holds every table but the index
+tables, ``mysql-v4-index-tables.sql`` the index tables of one prefix (``{prefix}``). Both are what the
+v1-v4 migration path leaves in a MariaDB database (docs/CELLS.md section 4).
 """
 
 from __future__ import annotations
 
-import io
-import os
 import random
-
-import pymysql
+from pathlib import Path
 
 from cells_backup.database.sqlsplit import split_statements
 
-SAMPLES = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "cells", "samples"))
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "cells"
 DATASOURCES = ("pydiods1", "personal")
 BIG_TABLE = "data_changes_archive"
 INDEX_TABLE = "data_index_pydiods1_idx_tree"
-TOLERATED = {1091, 1553, 1826, 1061, 1022, 1062, 1025, 1005}
 
 
-def sample(name: str) -> str:
-    with open(os.path.join(SAMPLES, "v1-v4_sql__" + name), encoding="utf-8") as f:
-        return f.read()
-
-
-def up_statements(text: str, prefix: str = "") -> list[str]:
-    """The statements of the `-- +migrate Up` section, with the prefix substituted."""
-    up = text.split("-- +migrate Up", 1)[-1].split("-- +migrate Down", 1)[0].replace("%%PREFIX%%", prefix)
-    data = io.BytesIO(up.encode())
-    return [s.decode() for s in split_statements(data.read)]
-
-
-def apply(cur, name: str, prefix: str = "") -> None:
-    for stmt in up_statements(sample(name), prefix):
-        try:
-            cur.execute(stmt)
-        except pymysql.MySQLError as e:
-            if e.args[0] not in TOLERATED:
-                raise
+def _statements(name: str) -> list[str]:
+    with open(FIXTURES / name, "rb") as f:
+        return [s.decode() for s in split_statements(f.read)]
 
 
 def create_index_tables(cur, prefix: str) -> None:
-    apply(cur, "common__sql__index__migrations__mysql__0.1.sql", prefix)
-    apply(cur, "common__sql__index__migrations__mysql__0.2.sql", prefix)
-    # Cells moved the node columns into the tree table in Go code between 0.2 and 0.3
-    cur.execute(
-        f"ALTER TABLE {prefix}_tree ADD COLUMN leaf TINYINT(1), ADD COLUMN mtime INT NOT NULL DEFAULT 0,"
-        " ADD COLUMN etag VARCHAR(255), ADD COLUMN size BIGINT, ADD COLUMN mode VARCHAR(10)"
-    )
-    for v in ("0.3", "0.4", "0.5"):
-        apply(cur, f"common__sql__index__migrations__mysql__{v}.sql", prefix)
-    cur.execute(f"ALTER TABLE {prefix}_tree ADD COLUMN hash2 VARCHAR(40) NOT NULL DEFAULT ''")
+    """The index tables with this prefix, e.g. ``data_index_<ds>_idx`` for a datasource."""
+    for stmt in _statements("mysql-v4-index-tables.sql"):
+        cur.execute(stmt.replace("{prefix}", prefix))
 
 
 def create_cells_schema(cur) -> None:
-    """Every v1–v4 table from the sample migrations, two datasources' index tables."""
-    cur.execute("CREATE TABLE gorp_migrations (id VARCHAR(255) NOT NULL PRIMARY KEY, applied_at DATETIME)")
+    """Every v4 table, with the users' and two datasources' index tables."""
     create_index_tables(cur, "idm_user_idx")
     for ds in DATASOURCES:
         create_index_tables(cur, f"data_index_{ds}_idx")
-    for v in ("0.1", "0.2", "0.3", "0.4", "0.5", "0.6"):
-        apply(cur, f"idm__user__migrations__mysql__{v}.sql")
-    for prefix in (
-        "idm_user_policies",
-        "idm_role_policies",
-        "idm_workspace_policies",
-        "idm_usr_meta_policies",
-    ):
-        apply(cur, "common__sql__resources__migrations__mysql__0.1.sql", prefix)
-    for v in ("0.1", "0.2", "0.3", "0.4"):
-        apply(cur, f"idm__role__migrations__mysql__{v}.sql")
-    for v in ("0.1", "0.2", "0.3"):
-        apply(cur, f"idm__acl__migrations__mysql__{v}.sql")
-    apply(cur, "idm__workspace__migrations__mysql__0.1.sql")
-    for v in ("0.1", "0.2", "0.3", "0.4"):
-        apply(cur, f"idm__key__migrations__mysql__{v}.sql")
-    for v in ("0.1", "0.2", "0.3"):
-        apply(cur, f"idm__meta__migrations__mysql__{v}.sql")
-    for v in ("0.1", "0.2"):
-        apply(cur, f"idm__meta__migrations__namespace__mysql__{v}.sql")
-    apply(cur, "idm__oauth__migrations__mysql__0.1.sql")
-    apply(cur, "idm__oauth__personal_tokens_create__mysql.sql")
-    apply(cur, "idm__oauth__migrations__mysql__0.3.sql")
-    # ladon tables are created by Go code (common/sql/ladon-manager); a faithful subset
-    cur.execute(
-        "CREATE TABLE ladon_policy (id VARCHAR(255) NOT NULL PRIMARY KEY, description TEXT NOT NULL,"
-        " effect VARCHAR(255) NOT NULL, conditions TEXT NOT NULL, meta TEXT NULL)"
-    )
-    cur.execute(
-        "CREATE TABLE ladon_subject (id VARCHAR(64) NOT NULL PRIMARY KEY, has_regex BOOL NOT NULL,"
-        " compiled VARCHAR(511) NOT NULL UNIQUE, template VARCHAR(511) NOT NULL UNIQUE)"
-    )
-    for v in ("0.1", "0.2"):
-        apply(cur, f"idm__policy__migrations__mysql__{v}.sql")
-    for v in ("0.1", "0.2", "0.3", "0.4"):
-        apply(cur, f"data__meta__migrations__mysql__{v}.sql")
-    for v in ("0.1", "0.2", "0.3", "0.4"):
-        apply(cur, f"data__key__migrations__mysql__data-key.{v}.sql")
-    apply(cur, "common__service__frontend__sessions__sqlsessions__migrations__mysql__0.1.sql")
-    for v in ("0.1", "0.2"):
-        apply(cur, f"data__changes__migrations__mysql__{v}.sql")
-    for v in ("0.1", "0.2"):
-        apply(cur, f"common__config__sql__migrations__mysql__{v}.sql", "pydio")
+    for stmt in _statements("mysql-v4-schema.sql"):
+        cur.execute(stmt)
 
 
 AWKWARD = [

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared"
 FAST_KDF = ["--kdf-cost", "10"]
 
 

@@ -1,6 +1,6 @@
-"""Paths of the shared Cells samples and small helpers used by the Cells layer tests.
+"""Paths of the project's Cells fixtures (``tests/fixtures/cells``) and small helpers for the Cells tests.
 
-The samples live in ``<repo>/../shared/cells/samples`` (CI copies ``shared/`` beside the clone).
+What each fixture stands for is described in docs/CELLS.md.
 """
 
 from __future__ import annotations
@@ -9,17 +9,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-SAMPLES = SHARED / "cells" / "samples"
-V4_MOCK = SAMPLES / "v4_pydio.json__from_common-config-mock-mock.go.json"
-V5_TEMPLATE = SAMPLES / "v5_pydio.json-initial-template__from_common-config-sample.go.json"
-V3_PARTIAL = (
-    SAMPLES / "v3_pydio.json-partial_objects-services__from_common-config-migrations-4.0.1_test.go.json"
-)
-V5_BOOTSTRAP = SAMPLES / "v5_bootstrap__cmd-start-bootstrap.yaml"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cells"
+V3_OBJECTS = FIXTURES / "pydio-v3.json"  # the objects services of a v3 config (S3/Azure gateways, PeerAddress)
+V4_CONFIG = FIXTURES / "pydio-v4.json"  # a complete v4 config, as Cells writes it
+V5_FIRST_START = FIXTURES / "pydio-v5.json"  # a v5 config as written at first start, before install
+V5_BOOTSTRAP = FIXTURES / "bootstrap-v5.yaml"  # the storages each v5 service uses
+PYDIO_JSON_FIXTURES = (V3_OBJECTS, V4_CONFIG, V5_FIRST_START)
 
 
-def load_sample(path: Path) -> dict[str, Any]:
+def load_fixture(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 

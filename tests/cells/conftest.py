@@ -5,12 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cells_testdata import SAMPLES, V4_MOCK
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _samples_present() -> None:
-    assert V4_MOCK.is_file(), f"shared Cells samples not found beside the repository: {SAMPLES}"
 
 
 @pytest.fixture

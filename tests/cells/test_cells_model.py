@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from cells_testdata import V4_MOCK
+from cells_testdata import V4_CONFIG
 
 from cells_backup.cells import Installation, read_pydio_json, save_pydio_json
 from cells_backup.cells.sample import make_sample_installation
@@ -34,9 +34,9 @@ def test_from_dict_ignores_unknown_keys(sample) -> None:
 def test_save_writes_like_cells_byte_for_byte(tmp_path: Path) -> None:
     """Cells writes 2-space indented JSON; re-saving its own file changes nothing."""
     target = tmp_path / "pydio.json"
-    target.write_bytes(V4_MOCK.read_bytes())
+    target.write_bytes(V4_CONFIG.read_bytes())
     save_pydio_json(target, read_pydio_json(target))
-    assert target.read_bytes() == V4_MOCK.read_bytes()
+    assert target.read_bytes() == V4_CONFIG.read_bytes()
 
 
 def test_save_keeps_mode_and_key_order_and_leaves_no_temp(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""One hand-made pydio.json per version shape REFERENCE §2 describes, and the ways a file can be broken."""
+"""One hand-made pydio.json per version shape docs/CELLS.md §2 describes, and the ways a file can be broken."""
 
 from __future__ import annotations
 

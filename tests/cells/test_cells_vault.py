@@ -1,4 +1,4 @@
-"""The vault opens with its own key only, with Cells' exact key derivation (REFERENCE §2.6)."""
+"""The vault opens with its own key only, with Cells' exact key derivation (docs/CELLS.md §2.6)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from cells_backup.cells import open_vault, read_master_password, seal_vault
 from cells_backup.cells.vault import WrongVaultKeyError, derive_key, encode_key_file
 from cells_backup.errors import CellsBackupError, ExitCode
 
-# The salt as REFERENCE §2.6 quotes it from common/crypto/crypto.go, not the module's constant.
+# The salt as docs/CELLS.md §2.6 gives it, not the module's constant.
 SALT = bytes([224, 32, 0, 33, 78, 3, 25, 56, 54, 5, 54, 9, 79, 76, 189, 8])
-SECRETS = {"f00de219-1834-4787-a722-9cb75d11ee17": b"minio-secret", "2a0c": b"\x00\xffbinary"}
+SECRETS = {"6b1e0f4a-93d2-4c8e-b7a5-2f0c9d81e364": b"minio-secret", "2a0c": b"\x00\xffbinary"}
 
 
 def test_round_trip_with_json_key_file(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from cells_backup.repository.keys import make_key_file, parse_key_file, unwrap
 from cells_backup.repository.pack import PackBuilder, decode_blob, decode_header, encode_blob, header_length
 from cells_backup.repository.snapshot import Snapshot
 from cells_backup.repository.tree import decode_tree, encode_tree
-from helpers import SHARED
+from helpers import REPO_ROOT
 
 MASTER = MasterKey.generate()
 CIPHER = MASTER.cipher()
@@ -124,18 +124,15 @@ def test_key_file_decoder(edits, cut):
         pass
 
 
-def _pydio_samples() -> list[bytes]:
-    samples = SHARED / "cells" / "samples"
-    return [p.read_bytes() for p in sorted(samples.glob("*pydio.json*"))]
-
-
-PYDIO = _pydio_samples()
+CELLS_FIXTURES = REPO_ROOT / "tests" / "fixtures" / "cells"
+PYDIO = [p.read_bytes() for p in sorted(CELLS_FIXTURES.glob("pydio-*.json"))]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                     HealthCheck.function_scoped_fixture])
 @given(which=st.integers(0, 100), edits=edits, cut=cuts)
 def test_pydio_json_readers(tmp_path_factory, which, edits, cut):
+    assert PYDIO, f"no pydio-*.json fixtures in {CELLS_FIXTURES}"
     data = mutate(PYDIO[which % len(PYDIO)], edits, cut)
     path = tmp_path_factory.mktemp("p") / "pydio.json"
     path.write_bytes(data)

@@ -1,4 +1,4 @@
-"""Database DSNs as Cells writes them, in both shapes (REFERENCE §2.2).
+"""Database DSNs as Cells writes them, in both shapes (docs/CELLS.md §2.2).
 
 v1–v4 store go-sql-driver DSNs without a scheme (``user:pass@tcp(host:3306)/cells?parseTime=true``);
 v5 prefixes them (``mysql://``, ``mysql+tls://``) and adds template parameters

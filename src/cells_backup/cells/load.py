@@ -44,7 +44,7 @@ def installation_from_config(
         notes.insert(0, problem)
     key_file, key_location = loc.key_file, loc.key_location
     if key_file is not None and not key_file.exists() and key_location is None:
-        # v1/v2 desktop installs moved the key into the OS keyring (REFERENCE §2.6).
+        # v1/v2 desktop installs moved the key into the OS keyring (docs/CELLS.md §2.6).
         key_location = "os-keyring (service pydio.grpc.user-key, user keyring.master) or lost"
         key_file = None
     return Installation(

@@ -1,6 +1,6 @@
 """Finding a Cells working directory and the folders/keys Cells relocates through its environment.
 
-Mirrors Cells itself (REFERENCE §1.1–1.2): ``CELLS_WORKING_DIR`` (legacy ``PYDIO_*`` copied over
+Mirrors Cells itself (docs/CELLS.md §1.1): ``CELLS_WORKING_DIR`` (legacy ``PYDIO_*`` copied over
 ``CELLS_*``), then the per-OS user config folder, then ``/var/cells`` (the production layout).
 """
 

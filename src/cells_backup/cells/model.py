@@ -13,7 +13,7 @@ from typing import Any
 
 from .dsn import mask_dsn
 
-# Config shapes (REFERENCE §2.2): they decide where URLs, sources and DSNs live.
+# Config shapes (docs/CELLS.md §2.2): they decide where URLs, sources and DSNs live.
 SHAPE_LEGACY = "v1-v2.1"  # defaults.database is an id string, defaults.url / urlInternal
 SHAPE_V2_V4 = "v2.2-v4"  # defaults.database is {"$ref"}, defaults.sites, go-sql-driver DSN
 SHAPE_V5 = "v5"  # DSNs carry a scheme (mysql://, postgres://, sqlite://), bolt/bleve entries
@@ -26,7 +26,7 @@ class Datasource:
     """One datasource (a ``pydio.grpc.data.sync.<name>`` section)."""
 
     name: str
-    storage_type: str = LOCAL  # LOCAL, S3, AZURE, GCS, ... (REFERENCE §2.3 enum)
+    storage_type: str = LOCAL  # LOCAL, S3, AZURE, GCS, ... (docs/CELLS.md §2.3)
     flat: bool = True
     folder: str | None = None  # absolute path of the bucket folder (local only)
     bucket: str | None = None

@@ -1,4 +1,4 @@
-"""Turn the sections of a parsed pydio.json into model objects (REFERENCE §2.2–2.4).
+"""Turn the sections of a parsed pydio.json into model objects (docs/CELLS.md §2.2–2.4).
 
 Functions take the whole config dict and the file path (for messages). Where the file gives no
 way to find the database the read fails closed; smaller oddities become notes that are shown to

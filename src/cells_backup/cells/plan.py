@@ -1,6 +1,6 @@
 """What a backup of an installation must take, what it may skip, and what the admin must know.
 
-Rules come from REFERENCE §1.3, §3, §4.4 and §7: the working dir minus regenerable parts, every
+Rules come from docs/CELLS.md §1.2, §3, §4.3 and §6: the working dir minus regenerable parts, every
 local datasource together with its parent's ``.minio.sys``, nothing of remote storage.
 """
 

@@ -1,7 +1,7 @@
 """Config edits that make an installation work on another host or in another folder.
 
 A restore on a new server (or ``rehost``) must change exactly what ties pydio.json to the old
-host (REFERENCE §7): absolute paths (datasource folders, objects LocalFolder, bolt/bleve/sqlite
+host (docs/CELLS.md §6): absolute paths (datasource folders, objects LocalFolder, bolt/bleve/sqlite
 files, TLS certificates), the site's external URL and binds (``defaults.url*`` ≤ v2.1), the
 datasources' PeerAddress and the SQL DSN. Everything else must stay byte-for-byte the same, so
 edits are planned as a list the admin can read (``render_diff``) before they are applied.

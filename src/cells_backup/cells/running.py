@@ -1,7 +1,7 @@
 """Is Cells running on this installation right now?
 
 Copying BoltDB files while Cells holds them corrupts the copy, and restoring under a running
-Cells destroys its state (REFERENCE §5, §6.6). BoltDB takes an exclusive flock on every open
+Cells destroys its state (docs/CELLS.md §5). BoltDB takes an exclusive flock on every open
 database, so a shared non-blocking flock that fails is hard evidence; a site bind that accepts
 connections on loopback is softer evidence (another program may own the port).
 """

@@ -1,6 +1,6 @@
 """A realistic Cells installation on disk, for tests and for trying cells-backup without Cells.
 
-It has what a real one has where a backup tool looks (REFERENCE §1.3, §3): pydio.json in the
+It has what a real one has where a backup tool looks (docs/CELLS.md §1.2, §3): pydio.json in the
 requested version's shape, a sealed pydio-vault.json with its cells-vault-key, structured and
 flat datasources with a shared ``.minio.sys``, embedded service databases (fake bytes: only their
 presence and locks matter here), logs, a bleve index and certs. Flat blobs are returned so a
@@ -160,7 +160,7 @@ def make_sample_installation(
         external_url=external_url,
         datasources=datasources,
         objects=objects,
-        api_key="qdambpVlABRTHyl5",
+        api_key="Kx2sPw7dQa4nRv9T",
         api_secret_uuid=secret_uuid,
         peer_address=peer_address,
     )

@@ -1,7 +1,7 @@
 """pydio.json documents in each version's shape, for the sample installation generator.
 
-Modelled on the real samples (REFERENCE §2, ``samples/v4_pydio.json…mock…``): the v4 shape is
-the mock's, ≤ v2.1 uses an id string for ``defaults.database``, JSON-string source lists and
+Modelled on the shapes of docs/CELLS.md §2: the v4 shape is that of a config a v4 install
+writes, ≤ v2.1 uses an id string for ``defaults.database``, JSON-string source lists and
 ``defaults.url``/``urlInternal``; v5 uses scheme DSNs with template parameters and bolt/bleve entries.
 """
 
@@ -113,7 +113,7 @@ def build_config(spec: SampleSpec) -> dict[str, Any]:
         "pydio.thumbs_store": {"bucket": "thumbs", "datasource": "thumbnails"},
         "pydio.versions-store": {"bucket": "versions", "datasource": "versions"},
         "pydio.web.oauth": {
-            "secret": "vbM9vRkjJsUtm0C.WryJl_c-eFAYYQCC",
+            "secret": "sample-oauth-secret.Qe7Lw2Nz_x9Rt4Vb",
             "insecureRedirects": ["#insecure_binds...#/auth/callback"],
         },
     }
@@ -151,7 +151,7 @@ def build_config(spec: SampleSpec) -> dict[str, Any]:
         }
     defaults: dict[str, Any] = {
         "datasource": "pydiods1",
-        "personalTokens": {"secureKey": "MXdD8+cvroEupov0fAd9IcznBjdJDVsstAtX50p7bsU="},
+        "personalTokens": {"secureKey": "c2FtcGxlLXBlcnNvbmFsLXRva2Vucy1zZWN1cmUta2V5"},
     }
     config: dict[str, Any] = {
         "databases": databases,

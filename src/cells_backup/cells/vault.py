@@ -1,6 +1,6 @@
 """Reading (and, for tests and samples, writing) pydio-vault.json with the cells-vault-key.
 
-Format (REFERENCE §2.6): the master password (50 random bytes) is PKCS#7-padded to 32 bytes if
+Format (docs/CELLS.md §2.6): the master password (50 random bytes) is PKCS#7-padded to 32 bytes if
 shorter, stretched with PBKDF2-HMAC-SHA256 (fixed salt, 50,000 rounds) into an AES-256 key; each
 vault value is base64(nonce(12) || AES-GCM ciphertext+tag). Being able to open the vault is the
 proof that a restored config, vault and key belong together.

@@ -65,7 +65,7 @@ class VerifyReport:
 def index_table_candidates(datasource: str) -> list[str]:
     """Index table name(s) of a datasource: ``data_index_<ds>_idx_tree`` with dots as underscores.
 
-    Whether Cells also replaces dashes is unverified (REFERENCE §4.1), so both spellings are
+    Whether Cells also replaces dashes is unverified (docs/CELLS.md §4.1), so both spellings are
     accepted when the name has a dash.
     """
     base = datasource.replace(".", "_")

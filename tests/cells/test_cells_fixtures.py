@@ -1,4 +1,4 @@
-"""Every pydio.json-shaped sample taken from pydio/cells is read as Cells would read it."""
+"""The project's pydio.json fixtures of each Cells version (docs/CELLS.md section 2) are read as Cells reads them."""
 
 from __future__ import annotations
 
@@ -7,19 +7,28 @@ import re
 from pathlib import Path
 
 import pytest
-from cells_testdata import V3_PARTIAL, V4_MOCK, V5_BOOTSTRAP, V5_TEMPLATE, load_sample, write_config
+from cells_testdata import (
+    PYDIO_JSON_FIXTURES,
+    V3_OBJECTS,
+    V4_CONFIG,
+    V5_BOOTSTRAP,
+    V5_FIRST_START,
+    load_fixture,
+    write_config,
+)
 
 from cells_backup.cells import backup_plan, installation_from_config, load_installation
 from cells_backup.cells.config import read_pydio_json
 from cells_backup.cells.parse import parse_objects_services, source_names
 from cells_backup.errors import CellsBackupError
 
-MOCK_WD = "/home/user/.config/pydio/cells"
+V4_WD = "/srv/cells-demo"
+V4_DB_KEY = "b1a14e9e1559ea683964d71020ad724050bbe468"
 
 
-def test_v4_mock_is_modelled_completely() -> None:
-    inst = installation_from_config(load_sample(V4_MOCK), Path(MOCK_WD), env={})
-    assert inst.cells_version == "4.0.0-dev"
+def test_v4_config_is_modelled_completely() -> None:
+    inst = installation_from_config(load_fixture(V4_CONFIG), Path(V4_WD), env={})
+    assert inst.cells_version == "4.4.13"
     assert inst.config_shape == "v2.2-v4"
     assert [d.name for d in inst.datasources] == [
         "pydiods1",
@@ -29,14 +38,15 @@ def test_v4_mock_is_modelled_completely() -> None:
         "thumbnails",
     ]
     thumbs = inst.datasource("thumbnails")
-    assert (thumbs.bucket, thumbs.folder) == ("thumbs", f"{MOCK_WD}/data/thumbs")
+    assert (thumbs.bucket, thumbs.folder) == ("thumbs", f"{V4_WD}/data/thumbs")
     assert thumbs.internal and thumbs.flat and thumbs.is_local
-    assert {d.parent_folder for d in inst.datasources} == {f"{MOCK_WD}/data"}
+    assert {d.parent_folder for d in inst.datasources} == {f"{V4_WD}/data"}
     assert {d.objects_service for d in inst.datasources} == {"local1"}
     assert not inst.datasource("pydiods1").internal
     default = inst.default_database
-    assert default is not None and default.key == "adf1c786de879af52b30b1397b06ab66812a1269"
-    assert default.engine == "mysql" and default.dsn.startswith("pydio:cells@tcp(localhost:3306)/cells")
+    assert default is not None and default.key == V4_DB_KEY
+    assert default.engine == "mysql"
+    assert default.dsn == "cellsadmin:Demo-db-pass@tcp(db.cells.test:3306)/cells_demo?parseTime=true"
     assert sorted(d.key for d in inst.databases if d.role == "bolt") == [
         "pydio.grpc.activity",
         "pydio.grpc.chat",
@@ -46,41 +56,42 @@ def test_v4_mock_is_modelled_completely() -> None:
     assert [d.key for d in inst.sql_databases()] == [default.key]
     assert inst.document_store is None
     assert len(inst.sites) == 1
-    assert inst.sites[0].binds == ["local.pydio:8080"] and inst.sites[0].tls == "self-signed"
+    assert inst.sites[0].binds == ["files.cells.test:8080"] and inst.sites[0].tls == "self-signed"
 
 
-def test_v4_mock_plan_at_its_own_location_has_no_extra_parent() -> None:
-    inst = installation_from_config(load_sample(V4_MOCK), Path(MOCK_WD), env={})
+def test_v4_plan_at_its_own_location_has_no_extra_parent() -> None:
+    inst = installation_from_config(load_fixture(V4_CONFIG), Path(V4_WD), env={})
     assert [c.kind for c in backup_plan(inst)] == ["workdir"]
 
 
-def test_v4_mock_moved_working_dir_backs_up_the_old_parent(tmp_path: Path) -> None:
-    inst = installation_from_config(load_sample(V4_MOCK), tmp_path, env={})
+def test_v4_moved_working_dir_backs_up_the_old_parent(tmp_path: Path) -> None:
+    inst = installation_from_config(load_fixture(V4_CONFIG), tmp_path, env={})
     parents = [c for c in backup_plan(inst) if c.kind == "datasource-parent"]
     assert len(parents) == 1
-    assert str(parents[0].path) == f"{MOCK_WD}/data"
+    assert str(parents[0].path) == f"{V4_WD}/data"
     assert parents[0].includes == ["cellsdata", "personal", "pydiods1", "thumbs", "versions", ".minio.sys"]
 
 
-def test_v5_template_fails_closed_on_its_placeholder_version(tmp_path: Path) -> None:
-    write_config(tmp_path, load_sample(V5_TEMPLATE))
+def test_v5_unfilled_version_placeholder_fails_closed(tmp_path: Path) -> None:
+    """A config whose version is a template placeholder (never filled in) is refused in one line."""
+    config = load_fixture(V5_FIRST_START)
+    config["version"] = "__CELLS_VERSION__"
+    write_config(tmp_path, config)
     with pytest.raises(CellsBackupError) as err:
         load_installation(tmp_path, env={})
     assert str(tmp_path / "pydio.json") in str(err.value)
     assert "__CELLS_VERSION__" in str(err.value) and "\n" not in str(err.value)
 
 
-def test_v5_template_before_install_has_no_database(tmp_path: Path) -> None:
-    config = load_sample(V5_TEMPLATE)
-    config["version"] = "5.0.0"
-    write_config(tmp_path, config)
+def test_v5_first_start_before_install_has_no_database(tmp_path: Path) -> None:
+    write_config(tmp_path, load_fixture(V5_FIRST_START))
     with pytest.raises(CellsBackupError, match="no defaults.database"):
         load_installation(tmp_path, env={})
 
 
-def test_v5_template_after_install_is_modelled(tmp_path: Path) -> None:
-    # What the v5 installer adds (REFERENCE §2.2): a sha1-keyed sql DSN with templates, bolt and bleve.
-    config = copy.deepcopy(load_sample(V5_TEMPLATE))
+def test_v5_after_install_is_modelled(tmp_path: Path) -> None:
+    # What the v5 installer adds (docs/CELLS.md section 2.2): a sha1-keyed sql DSN with templates, bolt and bleve.
+    config = copy.deepcopy(load_fixture(V5_FIRST_START))
     config["version"] = "5.0.0"
     dsn = "mysql://pydio:pw@tcp(db:3306)/cells?parseTime=true&prefix={{.Meta.prefix}}&singular={{.Meta.singular}}"
     tmpl = "{{ autoMkdir (serviceDataDir .Service) }}/{{ .Meta.file }}"
@@ -99,30 +110,25 @@ def test_v5_template_after_install_is_modelled(tmp_path: Path) -> None:
     assert inst.datasources == []
 
 
-def test_v3_partial_fails_closed_but_its_objects_services_are_read(tmp_path: Path) -> None:
-    data = load_sample(V3_PARTIAL)
+def test_v3_objects_only_fails_closed_but_its_objects_services_are_read(tmp_path: Path) -> None:
+    data = load_fixture(V3_OBJECTS)
     write_config(tmp_path, data)
     with pytest.raises(CellsBackupError, match="no defaults.database"):
         load_installation(tmp_path, env={})
-    assert source_names(data, "pydio.grpc.data.objects") == [
-        "gateway2",
-        "local1",
-        "local2",
-        "local3",
-        "local4",
-        "gateway1",
-    ]
+    # the "updated:<timestamp>" entry Cells appends to source lists is not a source
+    assert source_names(data, "pydio.grpc.data.objects") == ["gateway2", "local1", "local2", "local3", "gateway1"]
     objects = {o.name: o for o in parse_objects_services(data)}
     assert objects["gateway1"].storage_type == "S3"
-    assert objects["gateway1"].endpoint_url == "https://s3.us-west-004.backblazeb2.com"
-    assert objects["local2"].peer_address == "127.0.0.1" and objects["local1"].peer_address is None
-    assert objects["local3"].local_folder == "/Users/charles/Library/Application Support/Pydio/cells/other"
+    assert objects["gateway1"].endpoint_url == "https://s3.storage.cells.test"
+    assert objects["gateway2"].storage_type == "AZURE" and objects["gateway2"].endpoint_url is None
+    assert objects["local2"].peer_address == "192.168.10.21" and objects["local1"].peer_address is None
+    assert objects["local3"].local_folder == "/mnt/archive/cells"
     assert objects["local1"].storage_type == "LOCAL"
 
 
-def test_read_pydio_json_accepts_every_json_sample() -> None:
-    for sample in (V4_MOCK, V5_TEMPLATE, V3_PARTIAL):
-        assert isinstance(read_pydio_json(sample), dict)
+def test_read_pydio_json_accepts_every_json_fixture() -> None:
+    for fixture in PYDIO_JSON_FIXTURES:
+        assert isinstance(read_pydio_json(fixture), dict)
 
 
 def test_default_excludes_cover_exactly_the_v5_bootstrap_indexes(tmp_path: Path) -> None:
@@ -138,7 +144,7 @@ def test_default_excludes_cover_exactly_the_v5_bootstrap_indexes(tmp_path: Path)
         if m and service:
             files.setdefault(service, []).append(m.group(1))
     assert files["pydio.grpc.search"] == ["search.bleve"]
-    inst = installation_from_config(load_sample(V4_MOCK), tmp_path, env={})
+    inst = installation_from_config(load_fixture(V4_CONFIG), tmp_path, env={})
     work = backup_plan(inst)[0]
     skipped = {
         f"{svc}/{name}"
