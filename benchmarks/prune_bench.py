@@ -34,7 +34,11 @@ def main() -> None:
     sh(f"rm -rf {base}")
     os.makedirs(base)
     src = os.path.join(base, "src")
-    sh(f"cp -a {WORK}/corpus/{args.corpus} {src}")
+    corpus = os.path.join(WORK, "corpus", args.corpus)
+    if not os.path.isdir(corpus) and args.corpus.startswith("mixed-") and args.corpus.endswith("m"):
+        log(f"generating corpus {args.corpus}")  # the same generator and seed as run.py's corpora
+        sh(f"python3 {HERE}/corpus.py --kind mixed --size-mib {args.corpus[6:-1]} {corpus}")
+    sh(f"cp -a {corpus} {src}")
     R, RR = os.path.join(base, "repo"), os.path.join(base, "restic")
     env = dict(os.environ, CELLS_BACKUP_PASSWORD=PASSWORD, RESTIC_PASSWORD=PASSWORD,
                RESTIC_CACHE_DIR=os.path.join(base, "restic-cache"))
