@@ -154,3 +154,15 @@ def test_log_file_and_s3_options_after_the_command(tmp_path, s3_server_running, 
     r = run_cli("snapshots", "--json", "-r", url, "--s3-endpoint", server.endpoint, "--s3-region", server.region,
                 env=env)
     assert r.code == 0 and json.loads(r.stdout) == []
+
+
+def test_a_backup_report_says_what_the_snapshot_holds_what_was_added_and_how_long_it_took(tmp_path, env):
+    repo, src = str(tmp_path / "repo"), tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_bytes(b"x" * 5000)
+    run_cli("init", *FAST_KDF, "--repo", repo, env=env, check=True)
+    r = run_cli("backup", "--no-cells", "--extra-path", str(src), "--repo", repo, env=env, check=True)
+    line = r.stdout.splitlines()[-1]
+    m = re.fullmatch(r"4\.9 KiB in the snapshot; added (\S+ \S+) to the repository \(\S+ \S+ stored\) in (\S+)", line)
+    assert m, line
+    assert re.fullmatch(r"0\.\d\ds|\d\.\ds", m[2]) and m[2] != "0.00s", line  # a short run is not "0s"

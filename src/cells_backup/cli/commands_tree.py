@@ -44,8 +44,8 @@ def report_backup(settings: Settings, snapshot, elapsed: float) -> None:
         + (" (PARTIAL: some files could not be read)" if snapshot.partial else "")
         + f"\nfiles: {s.get('files_new', 0)} new, {s.get('files_changed', 0)} changed, "
         f"{s.get('files_unmodified', 0)} unmodified; {plural(s.get('dirs', 0), 'dir')}"
-        f"\nadded {human_bytes(s.get('data_added', 0))} ({human_bytes(s.get('data_stored', 0))} stored) "
-        f"of {human_bytes(s.get('total_bytes', 0))} in {human_duration(elapsed)}"
+        f"\n{human_bytes(s.get('total_bytes', 0))} in the snapshot; added {human_bytes(s.get('data_added', 0))} "
+        f"to the repository ({human_bytes(s.get('data_stored', 0))} stored) in {human_duration(elapsed)}"
     )
     settings.out.result({"snapshot": snapshot.describe(), "errors": snapshot.errors}, text)
 
@@ -94,7 +94,7 @@ def backup(settings: Settings, cells_dir, tags, excludes, extra_paths, no_cells,
     with prefetch_metadata(extra_paths, on_counted=progress.walked if progress is not None else None):
         repo = settings.open()
         request = BackupRequest(paths=extra_paths, tags=list(tags), excludes=excludes, time=when_dt,
-                                lock_wait=lock_wait)
+                                lock_wait=lock_wait, started=started)  # the run's time counts key derivation too
         with progress_shown(progress, "backup", show_path=True):
             snapshot = run_backup(repo, request, progress=progress, warn=settings.out.warn)
     report_backup(settings, snapshot, snapshot.summary.get("duration", 0) or time.monotonic() - started)

@@ -122,6 +122,8 @@ def human_bytes(n: float) -> str:
 
 
 def human_duration(seconds: float) -> str:
+    if seconds < 10:  # a short run is not "0s"
+        return f"{max(seconds, 0):.2f}s" if seconds < 1 else f"{seconds:.1f}s"
     seconds = int(seconds)
     if seconds < 60:
         return f"{seconds}s"
