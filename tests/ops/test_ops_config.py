@@ -14,8 +14,9 @@ from cells_backup.engine.config_file import (
 )
 from cells_backup.errors import ExitCode, UsageError
 
-# The sample from DESIGN.md, verbatim.
-DESIGN_CONFIG = """\
+# The config sample of README.md ("Nightly timer"), plus the keys it leaves out (`exclude`,
+# `webhook_url`) and end-of-line comments as administrators write them.
+SAMPLE_CONFIG = """\
 repository = "/srv/backups/cells"          # or "s3://bucket/prefix"
 password_file = "/etc/cells-backup/password"   # or password_command = "..."
 cells_dir = "/var/cells"
@@ -58,18 +59,18 @@ def write(tmp_path, text: str) -> str:
     return str(path)
 
 
-def test_design_config_loads(tmp_path):
-    config = load_config(write(tmp_path, DESIGN_CONFIG))
+def test_sample_config_loads(tmp_path):
+    config = load_config(write(tmp_path, SAMPLE_CONFIG))
     assert config["repository"] == "/srv/backups/cells"
     assert config["retention"] == {"keep_daily": 7, "keep_weekly": 4, "keep_monthly": 12}
     assert config["check"]["read_data_subset"] == "5%"
     assert config["monitoring"]["ping_url"].startswith("https://")
-    assert validate_config(DESIGN_CONFIG, "x") == []
+    assert validate_config(SAMPLE_CONFIG, "x") == []
     assert check_complete(config, env={}) == []
 
 
 def test_every_documented_key_and_extra_keys_load(tmp_path):
-    text = EXTRA_TOP + DESIGN_CONFIG.replace(
+    text = EXTRA_TOP + SAMPLE_CONFIG.replace(
         "keep_monthly = 12",
         'keep_monthly = 12\nkeep_last = 3\nkeep_hourly = -1\nkeep_yearly = 0\nkeep_within = "1y6m"\n'
         'keep_tag = ["keep"]\nprune = true',

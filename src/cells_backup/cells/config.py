@@ -1,7 +1,7 @@
 """Reading and writing pydio.json, and telling which version shape it has.
 
 Every failure is a one-line CellsBackupError naming the file: a backup or restore built on a
-half-understood config would be silently wrong (DESIGN invariant 6).
+half-understood config would be silently wrong (docs/ARCHITECTURE.md, invariant 6).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The TOML config file: keys mirror the command-line flags (see README and DESIGN.md).
+"""The TOML config file: keys mirror the command-line flags (README.md, "Nightly timer", has a sample).
 
 A config file is written once and then run unattended by a timer, so a typo must fail loudly at
 load time (`keep_dialy = 7` silently keeping every snapshot forever is the failure we prevent),

@@ -1,8 +1,9 @@
 """Backing up a whole Cells installation: its trees and its database(s), at one point in time.
 
-Consistency (DESIGN invariant 4): with stop/start hooks Cells is stopped for the whole copy
-and always started again; without hooks a running Cells is refused unless ``live``, in which
-case the database is dumped in one transaction and the snapshot is marked live.
+Consistency (docs/ARCHITECTURE.md, invariant 4: one point in time): with stop/start hooks
+Cells is stopped for the whole copy and always started again; without hooks a running Cells is
+refused unless ``live``, in which case the database is dumped in one transaction and the
+snapshot is marked live.
 """
 
 from __future__ import annotations

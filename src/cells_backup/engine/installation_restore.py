@@ -1,8 +1,8 @@
 """Restoring a Cells installation, on the same server or a new one, and proving it whole.
 
-Order matters (DESIGN invariant 5): refusals are decided before anything is written; the
-vault key is written first; files, then the config rewrite, then the database; finally
-`verify-install` runs on the result.
+Order matters (docs/ARCHITECTURE.md, invariant 5: restore never destroys): refusals are
+decided before anything is written; the vault key is written first; files, then the config
+rewrite, then the database; finally `verify-install` runs on the result.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """What a restore checks before it writes anything, and what `restore --dry-run` shows of it.
 
-The dry run runs the very checks of the real run (DESIGN invariant 5): Cells running in the
-target (exit 13), a target folder or database not empty without --force (exit 14), a database
-that cannot be reached or refuses the credentials (exit 1, even with --force: files written for a
-database that cannot be loaded would be half a restore).
+The dry run runs the very checks of the real run (docs/ARCHITECTURE.md, invariant 5: restore
+never destroys): Cells running in the target (exit 13), a target folder or database not empty
+without --force (exit 14), a database that cannot be reached or refuses the credentials (exit 1,
+even with --force: files written for a database that cannot be loaded would be half a restore).
 """
 
 from __future__ import annotations

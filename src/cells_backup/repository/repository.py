@@ -1,8 +1,8 @@
 """The repository: open or create it, and read or write blobs, trees and snapshots.
 
-Write order keeps invariant 1 (a snapshot is whole or absent): blobs go into
-packs, a pack is stored before the index file that names it, and the snapshot
-is stored only after every index file it depends on.
+Write order keeps a snapshot whole or absent (docs/ARCHITECTURE.md, invariant 1): blobs go
+into packs, a pack is stored before the index file that names it, and the snapshot is stored
+only after every index file it depends on.
 """
 
 from __future__ import annotations

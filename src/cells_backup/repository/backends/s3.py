@@ -1,8 +1,8 @@
 """A repository in an S3-compatible bucket (AWS, MinIO, SeaweedFS, Ceph, Garage, ...), via obstore.
 
 Objects are stored as ``<prefix>/<name>``. Every object is written by one PUT, so a reader sees
-the whole object or none (invariant 1); packs are tens of MiB, far below the 5 GiB single-PUT limit,
-and a single PUT leaves no hidden multipart debris when a run is killed.
+the whole object or none (docs/ARCHITECTURE.md, invariant 1); packs are tens of MiB, far below
+the 5 GiB single-PUT limit, and a single PUT leaves no hidden multipart debris when a run is killed.
 
 Create-only writes (``exclusive=True``) send ``If-None-Match: *``: the server refuses the PUT with
 412 when the name exists, which is atomic between concurrent writers. A server that answers
