@@ -45,7 +45,7 @@ def report_backup(settings: Settings, snapshot, elapsed: float) -> None:
         + f"\nfiles: {s.get('files_new', 0)} new, {s.get('files_changed', 0)} changed, "
         f"{s.get('files_unmodified', 0)} unmodified; {plural(s.get('dirs', 0), 'dir')}"
         f"\n{human_bytes(s.get('total_bytes', 0))} in the snapshot; added {human_bytes(s.get('data_added', 0))} "
-        f"to the repository ({human_bytes(s.get('data_stored', 0))} stored) in {human_duration(elapsed)}"
+        f"to the repository ({human_bytes(s.get('data_stored', 0))} stored) in {human_duration(elapsed, fraction=True)}"
     )
     settings.out.result({"snapshot": snapshot.describe(), "errors": snapshot.errors}, text)
 

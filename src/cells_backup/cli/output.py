@@ -121,8 +121,9 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
-def human_duration(seconds: float) -> str:
-    if seconds < 10:  # a short run is not "0s"
+def human_duration(seconds: float, *, fraction: bool = False) -> str:
+    """``1m05s``; with ``fraction``, a run of under 10 s keeps its fraction (a short run is not "0s")."""
+    if fraction and seconds < 10:
         return f"{max(seconds, 0):.2f}s" if seconds < 1 else f"{seconds:.1f}s"
     seconds = int(seconds)
     if seconds < 60:
