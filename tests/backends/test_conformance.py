@@ -2,7 +2,8 @@
 
 Backends: a local directory; S3 on a real SeaweedFS; and a local directory behind a flaky link
 (`FaultyBackend` injecting transient errors, timeouts and lost replies, behind `RetryingBackend`),
-which proves that retries keep the contract.
+which proves that retries keep the contract. Each backend's declared properties are checked
+against what it does (pack files streamed to storage, a remote read through the pack cache).
 """
 
 from __future__ import annotations
@@ -12,12 +13,18 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+import blake3
 import pytest
 
 from cells_backup.errors import AlreadyExistsError, BackendError, NotFoundError
-from cells_backup.repository.backends import LocalBackend
+from cells_backup.repository.backends import LocalBackend, pack_file
+from cells_backup.repository.backends.base import BackendProperties
+from cells_backup.repository.backends.direct_write import PIECE
 from cells_backup.repository.backends.faulty import Fault, FaultyBackend
 from cells_backup.repository.backends.retry import RetryingBackend
+from cells_backup.repository.index import DATA
+from cells_backup.repository.repository import Repository, pack_name
+from cells_backup.repository.writer import BlobWriter
 
 
 def flaky_plan() -> list[Fault]:
@@ -81,7 +88,7 @@ def test_streamed_read_joins_to_the_ranged_read(backend) -> None:
     """Backends that stream reads (S3, several chunks here) give the bytes `read_range` would."""
     data = os.urandom(3 * 1024 * 1024 + 5)
     backend.write("pack", data)
-    stream = getattr(backend, "read_stream", None) or (lambda n, o, k: [backend.read_range(n, o, k)])
+    stream = backend.read_stream
     assert b"".join(stream("pack", 0, len(data))) == data
     assert b"".join(stream("pack", 1000, 2 * 1024 * 1024)) == data[1000 : 1000 + 2 * 1024 * 1024]
     assert b"".join(stream("pack", len(data) - 10, 100)) == data[-10:]  # short at the end
@@ -217,3 +224,55 @@ def test_errors_are_backend_errors_with_one_line(backend) -> None:
     assert "\n" not in message
     assert hexname(404) in message
     assert isinstance(info.value, BackendError)
+
+
+DECLARED = {
+    "local": BackendProperties(remote=False, streams_pack_files=True),
+    "s3": BackendProperties(remote=True, streams_pack_files=False),
+    # The fault wrapper sends packs whole through `write`, so that its faults reach them.
+    "flaky-local": BackendProperties(remote=False, streams_pack_files=False),
+}
+
+
+def test_declared_properties(backend, request: pytest.FixtureRequest) -> None:
+    assert backend.properties == DECLARED[request.node.callspec.params["backend"]]
+
+
+def test_pack_files_are_streamed_only_where_declared(backend) -> None:
+    parts = [os.urandom(n) for n in (PIECE + 3, 10, 2 * PIECE)]
+    if not backend.properties.streams_pack_files:
+        with pytest.raises(NotImplementedError, match="does not stream pack files"):
+            backend.open_pack()
+        return
+    sink = backend.open_pack()
+    for part in parts:
+        sink.write(part)
+    data = b"".join(parts)
+    hexid = sink.commit(pack_name)
+    assert hexid == blake3.blake3(data).hexdigest()
+    assert list(backend.list("data/")) == [(pack_name(hexid), len(data))]
+    assert backend.read(pack_name(hexid)) == data
+
+
+def test_a_repository_uses_what_the_backend_declares(backend, monkeypatch) -> None:
+    """Blobs written through the repository read back from a reopened one: from the pack cache
+    where the backend is remote, from packs streamed to storage where it streams pack files."""
+    streamed: list[int] = []
+    real_commit = pack_file.PackFile.commit
+
+    def commit(self, name_of):
+        streamed.append(self.size)
+        return real_commit(self, name_of)
+
+    monkeypatch.setattr(pack_file.PackFile, "commit", commit)
+    Repository.create(backend, b"pw", kdf={"n": 1024, "r": 8, "p": 1}, pack_size=1024 * 1024)
+    blobs = [os.urandom(300_000 + i) for i in range(8)]
+    repo = Repository.open(backend, b"pw")
+    with BlobWriter(repo) as writer:
+        ids = [writer.save(DATA, blob) for blob in blobs]
+        writer.flush()
+    assert bool(streamed) == backend.properties.streams_pack_files
+    fresh = Repository.open(backend, b"pw")
+    fresh.load_index()
+    assert fresh.remote == backend.properties.remote
+    assert [fresh.read_blob(blob_id) for blob_id in ids] == blobs

@@ -98,9 +98,8 @@ def test_copy_local_to_s3_then_restore_from_s3(installation, mariadb, s3_server_
 
 
 class CountingBackend:
-    """Forwards to a real backend and counts the bytes of pack data it downloads."""
-
-    remote = True
+    """Forwards to a real backend (its properties too) and counts the bytes of pack data it
+    downloads."""
 
     def __init__(self, backend):
         self._backend = backend

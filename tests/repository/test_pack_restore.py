@@ -14,6 +14,7 @@ from pathlib import Path
 
 from cells_backup.engine.trees import restore_tree
 from cells_backup.repository.backends import LocalBackend
+from cells_backup.repository.backends.base import BackendProperties
 from cells_backup.repository.backends.faulty import Fault, FaultyBackend
 from cells_backup.repository.backends.retry import TransientBackendError
 from cells_backup.repository.repository import Repository, pack_name
@@ -27,7 +28,7 @@ class RemoteLike(FaultyBackend):
     can cut its first ``cuts`` pack streams halfway (after handing over half their bytes), each
     range at most once."""
 
-    remote = True
+    properties = BackendProperties(remote=True)  # pack files go through `write`, as a remote's do
 
     def __init__(self, inner, plan=(), cuts: int = 0) -> None:
         super().__init__(inner, list(plan))

@@ -35,8 +35,7 @@ class PackCache:
                 self._packs.move_to_end(name)
         if owner:
             try:
-                read = getattr(self.backend, "read_buffer", None) or self.backend.read
-                data = memoryview(read(name))
+                data = memoryview(self.backend.read_buffer(name))
                 with self._lock:
                     self._sizes[name] = len(data)
                     self._evict(keep=name)

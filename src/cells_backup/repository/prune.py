@@ -149,8 +149,6 @@ def execute_prune(repo: Repository, plan: PrunePlan, used: set[bytes],
         repo.backend.delete(name)
         deleted += 1
         progress.files += 1
-    removed_tmp = 0
-    if hasattr(repo.backend, "remove_temp_files"):
-        removed_tmp = repo.backend.remove_temp_files()
+    removed_tmp = repo.backend.remove_temp_files()
     return {"packs_deleted": deleted, "packs_written": len(written), "blobs_repacked": len(to_copy),
             "temp_files_removed": removed_tmp}

@@ -88,7 +88,7 @@ class Repository:
         self._index_loaded = False
         self._compressor_level = int(config.get("compression_level", 3))
         # Remote backends: fetch whole packs once instead of one request per blob.
-        self._pack_cache = PackCache(backend) if getattr(backend, "remote", False) else None
+        self._pack_cache = PackCache(backend) if backend.properties.remote else None
 
     # ---------------------------------------------------------------- opening
     @classmethod
@@ -237,10 +237,7 @@ class Repository:
     def read_stream(self, name: str, offset: int, length: int) -> Iterable[bytes]:
         """Bytes ``offset`` to ``offset + length`` of a stored object, in chunks as they arrive
         (one chunk from backends that cannot stream); short when the object is."""
-        stream = getattr(self.backend, "read_stream", None)
-        if stream is not None:
-            return stream(name, offset, length)
-        return [self.backend.read_range(name, offset, length)]
+        return self.backend.read_stream(name, offset, length)
 
     def open_stored(self, blob: bytes, stored: bytes | memoryview, raw_length: int, name: str) -> bytes:
         """The plain bytes of blob ``blob``, read from pack ``name`` by the caller: verified."""

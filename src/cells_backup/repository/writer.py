@@ -33,7 +33,7 @@ class BlobWriter:
                  index: ChunkIndex | None = None) -> None:
         self.repo = repo
         if workers is None:  # a worker that fills a pack also uploads it: more of them for remote storage
-            workers = 4 if getattr(repo.backend, "remote", False) else 2
+            workers = 4 if repo.backend.properties.remote else 2
         self.index = repo.index if index is None else index  # what dedup checks and new blobs go into
         self.stats = WriteStats()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blob")
@@ -43,7 +43,8 @@ class BlobWriter:
         self._inflight = 0
         self._max_inflight = max_inflight
         # Trees and data go to separate packs, so listing a snapshot never downloads file data.
-        self._open_pack = getattr(repo.backend, "open_pack", None)  # data packs streamed to disk
+        # Data packs streamed to storage as they fill, where the backend can (a local directory).
+        self._open_pack = repo.backend.open_pack if repo.backend.properties.streams_pack_files else None
         self._builders = self._new_builders()
         self._unsaved_packs: dict[bytes, list[PackEntry]] = {}
         self._written_index: list[str] = []
@@ -269,8 +270,8 @@ class BlobWriter:
         return {DATA: self._new_builder(DATA), TREE: self._new_builder(TREE)}
 
     def _new_builder(self, type: int) -> PackBuilder:
-        # Trees stay in memory: their packs are small, and a backend without `open_pack` (remote,
-        # or fault-injecting) gets every pack whole through `write`.
+        # Trees stay in memory: their packs are small, and a backend that does not stream pack
+        # files (remote, or fault-injecting) gets every pack whole through `write`.
         return PackBuilder(self._open_pack if type == DATA else None)
 
     def _write_pack(self, builder: PackBuilder) -> None:

@@ -47,14 +47,11 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
 
 from ...errors import BackendError
+from .base import Backend, BackendProperties
 from .retry import TransientBackendError
-
-if TYPE_CHECKING:
-    from .base import Backend
 
 KINDS = frozenset({
     "transient", "permanent", "timeout", "slow", "truncate", "corrupt", "partial_write", "rename",
@@ -147,7 +144,7 @@ def parse_plan(spec: str) -> list[Fault]:
     return rules
 
 
-class FaultyBackend:
+class FaultyBackend(Backend):
     """Wrap ``inner`` and apply the fault plan to every call."""
 
     def __init__(
@@ -173,6 +170,12 @@ class FaultyBackend:
         """Remove every rule: from now on the backend behaves."""
         with self._lock:
             self.faults.clear()
+
+    @property
+    def properties(self) -> BackendProperties:  # type: ignore[override]
+        """The wrapped backend's, but packs go whole through `write`, where the plan's faults
+        apply (so `open_pack` is not offered)."""
+        return replace(self.inner.properties, streams_pack_files=False)
 
     def _pick(self, op: str, name: str) -> Fault | None:
         with self._lock:
@@ -278,11 +281,13 @@ class FaultyBackend:
             raise fault.error("size", name, "lost reply")
         return result
 
+    def remove_temp_files(self) -> int:
+        """The wrapped backend's clean-up, without faults (it removes what they left)."""
+        return self.inner.remove_temp_files()
+
     def close(self) -> None:
         """Close the wrapped backend."""
         self.inner.close()
-
-    open_pack = None  # packs go through `write`, where the plan's faults apply
 
     def __getattr__(self, attr: str) -> object:
         if attr == "inner":  # not yet set (copy, pickle): avoid endless recursion

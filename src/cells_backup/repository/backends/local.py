@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 
 from ...errors import AlreadyExistsError, BackendError, NotFoundError
+from .base import Backend, BackendProperties
 from .direct_write import write_direct
 from .pack_file import PackFile
 
@@ -28,8 +29,10 @@ def _describe(exc: OSError) -> str:
 _WILLNEED = getattr(os, "POSIX_FADV_WILLNEED", None) if hasattr(os, "posix_fadvise") else None
 
 
-class LocalBackend:
+class LocalBackend(Backend):
     """Objects are files under ``root``; names map to relative paths."""
+
+    properties = BackendProperties(remote=False, streams_pack_files=True)
 
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(os.path.expanduser(root))

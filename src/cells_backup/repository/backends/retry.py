@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from ...errors import AlreadyExistsError, BackendError
+from .base import Backend, BackendProperties
 
 if TYPE_CHECKING:
-    from .base import Backend
+    from .pack_file import PackFile
 
 T = TypeVar("T")
 
@@ -83,7 +84,7 @@ def call_with_retry(
             attempt += 1
 
 
-class RetryingBackend:
+class RetryingBackend(Backend):
     """Wrap any backend so that transient errors are retried and permanent ones pass through.
 
     Exclusive writes need care: when a try fails transiently the object may nevertheless have
@@ -111,6 +112,11 @@ class RetryingBackend:
         self._lock = threading.Lock()
         self.retries = 0  # how many retries were made, for tests and progress reports
 
+    @property
+    def properties(self) -> BackendProperties:  # type: ignore[override]
+        """Those of the wrapped backend: retrying adds no capability and takes none away."""
+        return self.inner.properties
+
     def _count(self, _attempt: int, _exc: BaseException) -> None:
         with self._lock:
             self.retries += 1
@@ -128,8 +134,7 @@ class RetryingBackend:
 
     def read_buffer(self, name: str) -> bytes | memoryview:
         """`read` without a copy where the backend offers one (S3), retried alike."""
-        read = getattr(self.inner, "read_buffer", None) or self.inner.read
-        return self._call(lambda: read(name))
+        return self._call(lambda: self.inner.read_buffer(name))
 
     def read_range(self, name: str, offset: int, length: int) -> bytes:
         """Retried whole."""
@@ -178,12 +183,20 @@ class RetryingBackend:
         """Retried like every read."""
         return self._call(lambda: self.inner.size(name))
 
+    def open_pack(self) -> PackFile:
+        """The wrapped backend's, not retried: a pack file is written locally, as it comes."""
+        return self.inner.open_pack()
+
+    def remove_temp_files(self) -> int:
+        """The wrapped backend's clean-up."""
+        return self.inner.remove_temp_files()
+
     def close(self) -> None:
         """Close the wrapped backend."""
         self.inner.close()
 
     def __getattr__(self, attr: str) -> object:
-        # Backend-specific extras (LocalBackend.remove_temp_files, ...) stay reachable.
+        # Backend-specific extras (LocalBackend.root, ...) stay reachable.
         if attr == "inner":  # not yet set (copy, pickle): avoid endless recursion
             raise AttributeError(attr)
         return getattr(self.inner, attr)

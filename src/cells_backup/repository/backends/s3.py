@@ -30,6 +30,7 @@ import obstore.exceptions as obe
 from obstore.store import S3Store
 
 from ...errors import AlreadyExistsError, BackendError, NotFoundError, UsageError
+from .base import Backend, BackendProperties
 from .retry import DEFAULT_POLICY, RetryPolicy, TransientBackendError
 from .s3_config import has_ambient_credentials, parse_s3_url, resolve_credentials, shared_profile
 
@@ -61,9 +62,11 @@ def _float_env(env: Mapping[str, str], name: str) -> float | None:
         raise UsageError(f"{name}={raw!r} is not a number") from None
 
 
-class S3Backend:
-    remote = True  # the repository then reads whole packs, not one request per blob
+class S3Backend(Backend):
     """Objects live under ``prefix/`` in one bucket. Thread-safe: obstore stores are."""
+
+    # Packs are read whole into the repository's cache; each is uploaded by one PUT.
+    properties = BackendProperties(remote=True, streams_pack_files=False)
 
     def __init__(
         self,
