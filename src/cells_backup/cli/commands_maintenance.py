@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 import click
 
-from ..engine.forget_plan import DEFAULT_GROUP_BY
 from ..errors import ExitCode
 from ..repository.lock import Lock
 from ..wording import plural
@@ -92,6 +91,7 @@ def diff(settings: Settings, snapshot_a: str, snapshot_b: str) -> None:
 
 def retention_options(command: Callable) -> Callable:
     """`forget`'s flags, one per retention key (the config file's `[retention]` has the same keys)."""
+    from ..engine.forget_plan import DEFAULT_GROUP_BY
     from ..engine.retention_keys import DEFAULT_MAX_UNUSED, RETENTION_KEYS
 
     kinds: dict[str, dict] = {
