@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 
 from ..errors import ExitCode
@@ -13,18 +15,15 @@ from .progress import also_on_line, new_progress, progress_shown
 
 
 def run_prune(settings: Settings, repo, *, max_unused: float, dry_run: bool) -> dict:
-    from ..repository.prune import execute_prune, plan_prune, used_blobs
+    """`prune_repository` with the progress line on a terminal."""
+    from ..engine.forget import prune_repository
 
-    repo.load_index(strict=True)
-    used = used_blobs(repo)
-    plan = plan_prune(repo, used, max_unused=max_unused)
-    doc = {"plan": plan.to_dict()}
-    if not dry_run:
-        progress = new_progress(settings.out)
-        say = also_on_line(progress, settings.out.debug)
-        with progress_shown(progress, "prune", show_path=True):
-            doc["result"] = execute_prune(repo, plan, used, say=say, progress=progress)
-    return doc
+    if dry_run:
+        return prune_repository(repo, max_unused=max_unused, dry_run=True)
+    progress = new_progress(settings.out)
+    say = also_on_line(progress, settings.out.debug)
+    with progress_shown(progress, "prune", show_path=True):
+        return prune_repository(repo, max_unused=max_unused, say=say, progress=progress)
 
 
 @cli.command()
@@ -35,7 +34,9 @@ def run_prune(settings: Settings, repo, *, max_unused: float, dry_run: bool) -> 
 @common_options
 def prune(settings: Settings, max_unused: str, dry_run: bool, lock_wait: float) -> None:
     """Free space of data no snapshot needs."""
-    share = float(max_unused.rstrip("%")) / 100
+    from ..engine.retention_keys import parse_share
+
+    share = parse_share(max_unused)
     repo = settings.open()
     with Lock(repo, exclusive=True, purpose="prune").acquire(lock_wait):
         doc = run_prune(settings, repo, max_unused=share, dry_run=dry_run)
@@ -88,62 +89,35 @@ def diff(settings: Settings, snapshot_a: str, snapshot_b: str) -> None:
     settings.out.result(doc, "\n".join(lines), data=True)
 
 
-def policy_from_options(**options) -> object:
-    from ..engine.retention import RetentionPolicy
+def retention_options(command: Callable) -> Callable:
+    """`forget`'s flags, one per retention key (the config file's `[retention]` has the same keys)."""
+    from ..engine.forget_plan import DEFAULT_GROUP_BY
+    from ..engine.retention_keys import DEFAULT_MAX_UNUSED, RETENTION_KEYS
 
-    return RetentionPolicy(**{k: v for k, v in options.items() if v not in (None, (), [])})
+    kinds: dict[str, dict] = {
+        "count": {"type": int}, "duration": {}, "tags": {"multiple": True},
+        "group_by": {"default": DEFAULT_GROUP_BY, "show_default": True},
+        "switch": {"is_flag": True}, "share": {"default": DEFAULT_MAX_UNUSED, "show_default": True},
+    }
+    for key in reversed(RETENTION_KEYS):
+        command = click.option(key.flag, key.name, help=key.help, **kinds[key.kind])(command)
+    return command
 
 
 @cli.command()
-@click.option("--keep-last", type=int, help="Keep the N newest snapshots.")
-@click.option("--keep-hourly", type=int, help="Keep the newest snapshot of each of the last N hours (-1: all).")
-@click.option("--keep-daily", type=int, help="... of each of the last N days.")
-@click.option("--keep-weekly", type=int, help="... of each of the last N ISO weeks.")
-@click.option("--keep-monthly", type=int, help="... of each of the last N months.")
-@click.option("--keep-yearly", type=int, help="... of each of the last N years.")
-@click.option("--keep-within", help="Keep everything within this duration of the newest snapshot (e.g. 2w3d).")
-@click.option("--keep-within-daily", help="Keep one a day within this duration.")
-@click.option("--keep-within-weekly", help="Keep one a week within this duration.")
-@click.option("--keep-within-monthly", help="Keep one a month within this duration.")
-@click.option("--keep-tag", "keep_tags", multiple=True, help="Keep snapshots with this tag (repeatable).")
-@click.option("--group-by", default="host,paths", show_default=True,
-              help="Apply the policy per group: host, paths, tags, installation (comma list).")
-@click.option("--prune", "then_prune", is_flag=True, help="Free the space right away.")
-@click.option("--max-unused", default="10%", show_default=True, help="With --prune: repack threshold.")
+@retention_options
 @click.option("--dry-run", is_flag=True, help="List what would be kept and removed, and why.")
 @common_options
-def forget(settings: Settings, keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly,
-           keep_within, keep_within_daily, keep_within_weekly, keep_within_monthly, keep_tags, group_by,
-           then_prune, max_unused, dry_run) -> None:
+def forget(settings: Settings, dry_run: bool, **retention) -> None:
     """Apply a retention policy: remove snapshots the policy does not keep."""
-    from ..engine.forget_plan import plan_forget
+    from ..engine.forget import ForgetOptions, forget_snapshots
+    from ..engine.retention_keys import group_by_from_settings, parse_share, policy_from_settings
 
-    policy = policy_from_options(
-        keep_last=keep_last, keep_hourly=keep_hourly, keep_daily=keep_daily, keep_weekly=keep_weekly,
-        keep_monthly=keep_monthly, keep_yearly=keep_yearly, keep_within=keep_within,
-        keep_within_daily=keep_within_daily, keep_within_weekly=keep_within_weekly,
-        keep_within_monthly=keep_within_monthly, keep_tags=list(keep_tags))
-    doc = forget_with_policy(settings, policy, group_by=group_by, then_prune=then_prune,
-                             max_unused=float(max_unused.rstrip("%")) / 100, dry_run=dry_run, plan=plan_forget)
-    settings.out.result(doc, doc.pop("_text"))
-
-
-def forget_with_policy(settings: Settings, policy, *, group_by: str, then_prune: bool, max_unused: float,
-                       dry_run: bool, plan) -> dict:
+    policy = policy_from_settings(retention)
+    options = ForgetOptions(group_by=group_by_from_settings(retention), dry_run=dry_run,
+                            prune=retention["prune"], max_unused=parse_share(retention["max_unused"]))
     policy.require_not_empty()
     repo = settings.open()
-    with Lock(repo, exclusive=not dry_run, purpose="forget").acquire(30):
-        forget_plan = plan(repo.list_snapshots(), policy, group_by)
-        removed = []
-        if not dry_run:
-            for snap in forget_plan.remove:
-                repo.backend.delete(f"snapshots/{snap.id}")
-                removed.append(snap.id)
-        doc = {"plan": forget_plan.to_dict(), "removed": removed}
-        text = forget_plan.render()
-        if then_prune and not dry_run:
-            doc["prune"] = run_prune(settings, repo, max_unused=max_unused, dry_run=False)
-            text += f"\npruned: {plural(doc['prune']['result']['packs_deleted'], 'pack')} deleted"
-    done = "\n(dry run: nothing removed)" if dry_run else f"\nremoved {plural(len(removed), 'snapshot')}"
-    doc["_text"] = text + done
-    return doc
+    result = forget_snapshots(repo, policy, options, pruner=lambda repo, share: run_prune(
+        settings, repo, max_unused=share, dry_run=False))
+    settings.out.result(result.to_dict(), result.render())

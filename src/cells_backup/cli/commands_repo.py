@@ -15,7 +15,7 @@ from ..errors import CellsBackupError, ExitCode
 from ..repository.backends import open_backend
 from ..repository.check import check_repository
 from ..repository.crypto import DEFAULT_KDF
-from ..repository.keys import list_key_files, make_key_file
+from ..repository.keys import list_key_files
 from ..repository.lock import Lock, remove_stale_locks
 from ..repository.repository import Repository, check_new_location
 from ..wording import plural
@@ -83,8 +83,7 @@ def key_add(settings: Settings, new_password_file: str | None) -> None:
     """Add a password that opens the repository."""
     repo = settings.open()
     password = _new_password(new_password_file)
-    key_id, data = make_key_file(repo.master, password)
-    repo.backend.write(f"keys/{key_id}", data, exclusive=True)
+    key_id = repo.add_key(password)
     settings.out.result({"id": key_id}, f"added key {key_id[:12]}")
 
 
@@ -100,7 +99,7 @@ def key_remove(settings: Settings, key_id: str) -> None:
     if matches[0].id == repo.key.id:
         raise CellsBackupError("refusing to remove the key in use; open the repository with another password")
     with Lock(repo, exclusive=True, purpose="key remove").acquire():
-        repo.backend.delete(matches[0].name)
+        repo.remove_key(matches[0])
     settings.out.result({"removed": matches[0].id}, f"removed key {matches[0].id[:12]}")
 
 
@@ -112,9 +111,8 @@ def key_passwd(settings: Settings, new_password_file: str | None) -> None:
     repo = settings.open()
     password = _new_password(new_password_file)
     with Lock(repo, exclusive=True, purpose="key passwd").acquire():
-        key_id, data = make_key_file(repo.master, password)
-        repo.backend.write(f"keys/{key_id}", data, exclusive=True)
-        repo.backend.delete(repo.key.name)
+        key_id = repo.add_key(password)
+        repo.remove_key(repo.key)
     settings.out.result({"id": key_id, "removed": repo.key.id}, f"password changed (new key {key_id[:12]})")
 
 

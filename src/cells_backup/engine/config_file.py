@@ -25,9 +25,6 @@ DEFAULT_LOCATIONS = ("/etc/cells-backup/config.toml", "~/.config/cells-backup/co
 PASSWORD_ENV = ("CELLS_BACKUP_PASSWORD", "CELLS_BACKUP_PASSWORD_FILE", "CELLS_BACKUP_PASSWORD_COMMAND")
 REPOSITORY_ENV = "CELLS_BACKUP_REPOSITORY"
 
-# keep_within: restic's units (years, months, weeks, days, hours), e.g. "1y6m", "14d", "36h".
-RETENTION_COUNTS = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
-
 
 class ConfigError(UsageError):
     """A config file that cannot be used; `problems` holds every line found (the message is the first)."""
@@ -121,6 +118,39 @@ def _duration(value: object) -> str | None:
     return None
 
 
+def _group_by(value: object) -> str | None:
+    from .forget_plan import parse_group_by  # the parser `forget --group-by` uses
+
+    if not isinstance(value, str):
+        return f"must be a string like \"host,paths\", got {_show(value)}"
+    try:
+        parse_group_by(value)
+    except UsageError as exc:
+        return str(exc).replace("unknown --group-by field", "has an unknown field")
+    return None
+
+
+def _share(value: object) -> str | None:
+    from .retention_keys import parse_share  # the parser `forget --max-unused` uses
+
+    if not isinstance(value, str):
+        return f"must be a percentage string like \"10%\", got {_show(value)}"
+    try:
+        parse_share(value)
+    except UsageError:
+        return f"must be a percentage like \"10%\", got {_show(value)}"
+    return None
+
+
+def _retention_checks() -> dict[str, Check]:
+    """`[retention]`: the keys of `forget`'s flags (engine.retention_keys), each checked by kind."""
+    from .retention_keys import RETENTION_KEYS
+
+    by_kind: dict[str, Check] = {"count": _count, "duration": _duration, "tags": _string_or_list,
+                                 "group_by": _group_by, "switch": _boolean, "share": _share}
+    return {key.name: by_kind[key.kind] for key in RETENTION_KEYS}
+
+
 def _subset(value: object) -> str | None:
     from ..repository.check import parse_subset  # the parser `check --read-data-subset` uses
 
@@ -170,12 +200,7 @@ SCHEMA: dict[str | None, dict[str, Check]] = {
         "log_file": _string,
     },
     "hooks": {"stop_command": _string, "start_command": _string},
-    "retention": {
-        **{k: _count for k in RETENTION_COUNTS},
-        "keep_within": _duration,
-        "keep_tag": _string_or_list,
-        "prune": _boolean,
-    },
+    "retention": _retention_checks(),
     "check": {"read_data_subset": _subset, "read_data": _boolean},
     "monitoring": {
         "prometheus_textfile": _prom_file,

@@ -20,15 +20,21 @@ class JobOutcome:
     warnings: list[str] = field(default_factory=list)
 
 
-def retention_policy(section: dict):
-    from .retention import RetentionPolicy
+def forget_by_config(repo: Repository, retention: dict) -> list[str]:
+    """The retention step: forget (and prune, unless ``prune = false``) as `[retention]` says;
+    returns the summary lines. Prune runs only when a snapshot was removed."""
+    from .forget import ForgetOptions, forget_snapshots
+    from .retention_keys import DEFAULT_MAX_UNUSED, group_by_from_settings, parse_share, policy_from_settings
 
-    keys = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "keep_within")
-    options = {k: section[k] for k in keys if k in section}
-    tags = section.get("keep_tag")
-    if tags:
-        options["keep_tags"] = [tags] if isinstance(tags, str) else list(tags)
-    return RetentionPolicy(**options)
+    options = ForgetOptions(
+        group_by=group_by_from_settings(retention), prune=retention.get("prune", True),
+        prune_if_none_removed=False, max_unused=parse_share(retention.get("max_unused", DEFAULT_MAX_UNUSED)),
+        lock_wait=60)
+    result = forget_snapshots(repo, policy_from_settings(retention), options)
+    steps = [f"forget: removed {plural(len(result.removed), 'snapshot')}"]
+    if result.prune is not None:
+        steps.append(f"prune: {plural(result.prune['result']['packs_deleted'], 'pack')} deleted")
+    return steps
 
 
 def run_job(
@@ -62,23 +68,8 @@ def run_job(
             errors.append(result.start_failure)
         retention = config.get("retention")
         if retention:
-            from ..repository.lock import Lock
-            from .forget_plan import plan_forget
-
             info("retention")
-            policy = retention_policy(retention)
-            with Lock(repo, exclusive=True, purpose="forget").acquire(60):
-                plan = plan_forget(repo.list_snapshots(), policy, retention.get("group_by", "host,paths"))
-                for snap in plan.remove:
-                    repo.backend.delete(f"snapshots/{snap.id}")
-                steps.append(f"forget: removed {plural(len(plan.remove), 'snapshot')}")
-                if retention.get("prune", True) and plan.remove:
-                    from ..repository.prune import execute_prune, plan_prune, used_blobs
-
-                    repo.load_index(strict=True)
-                    used = used_blobs(repo)
-                    done = execute_prune(repo, plan_prune(repo, used), used)
-                    steps.append(f"prune: {plural(done['packs_deleted'], 'pack')} deleted")
+            steps += forget_by_config(repo, retention)
         check = config.get("check")
         if check:
             from ..repository.check import check_repository
@@ -100,7 +91,7 @@ def run_job(
     if repo is not None:
         try:
             snapshot_count = len(repo.snapshot_ids())
-            repo_size = sum(size for _name, size in repo.backend.list(""))
+            repo_size = repo.stored_bytes()
         except CellsBackupError:
             pass
     summary = RunSummary(

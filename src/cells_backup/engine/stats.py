@@ -13,7 +13,7 @@ def _ratio(a: float, b: float) -> float:
 def repository_stats(repo: Repository) -> dict:
     repo.load_index()
     snapshots = repo.list_snapshots()
-    stored = sum(size for _name, size in repo.backend.list("data/"))
+    stored = repo.stored_bytes(packs_only=True)
     unique_raw = 0
     unique_stored = 0
     blobs = 0

@@ -253,6 +253,21 @@ class Repository:
         not held as a dict per entry. The blob is read before the first node is asked for."""
         return iter_tree(self.read_blob(bytes.fromhex(tree_id)), f"tree {tree_id[:16]}")
 
+    # -------------------------------------------------------------- sizes and keys
+    def stored_bytes(self, *, packs_only: bool = False) -> int:
+        """Bytes the repository takes in its store: every file, or only the packs (data/)."""
+        return sum(size for _name, size in self.backend.list("data/" if packs_only else ""))
+
+    def add_key(self, password: bytes) -> str:
+        """Store a new key file that opens this repository with ``password``; returns its id."""
+        key_id, data = make_key_file(self.master, password)
+        self.backend.write(f"keys/{key_id}", data, exclusive=True)
+        return key_id
+
+    def remove_key(self, key: KeyFile) -> None:
+        """Delete a key file; the caller makes sure it is not the only way in."""
+        self.backend.delete(key.name)
+
     # -------------------------------------------------------------- snapshots
     def save_snapshot(self, snapshot: Snapshot) -> str:
         snapshot.id = self.write_sealed("snapshots", snapshot.to_bytes())
@@ -263,6 +278,11 @@ class Repository:
 
     def snapshot_ids(self) -> list[str]:
         return [name.split("/", 1)[1] for name, _ in self.backend.list("snapshots/")]
+
+    def remove_snapshot(self, snapshot: Snapshot | str) -> None:
+        """Delete one snapshot file (its data stays until `prune`); the caller holds the exclusive lock."""
+        snapshot_id = snapshot.id if isinstance(snapshot, Snapshot) else snapshot
+        self.backend.delete(f"snapshots/{snapshot_id}")
 
     def list_snapshots(self, *, damaged: list[str] | None = None) -> list[Snapshot]:
         """All readable snapshots, oldest first; unreadable ones are named in ``damaged``."""
