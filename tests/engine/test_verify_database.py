@@ -77,12 +77,8 @@ def test_an_index_table_of_unknown_shape_is_a_line_in_verify_install_and_restore
     assert r.stdout.rstrip().endswith("installation is whole: Cells can be started")
 
 
-def test_restore_only_database_judges_the_database_not_a_working_dir(installation, mariadb):
-    sample, name, base = installation
-    env = cli_env()
-    repo = str(base / "repo")
-    run_cli("--repo", repo, "init", *FAST_KDF, env=env, check=True)
-    run_cli("--repo", repo, "backup", "--cells-dir", str(base / "cells"), env=env, check=True)
+def test_restore_only_database_judges_the_database_not_a_working_dir(backed_up, mariadb):
+    base, repo, name, env = backed_up
     with admin(mariadb, name) as c, c.cursor() as cur:
         cur.execute("DROP TABLE data_index_personal_idx_tree")
     run_cli("--repo", repo, "backup", "--cells-dir", str(base / "cells"), "--tag", "broken", env=env, check=True)
