@@ -17,7 +17,6 @@ from ..cells import (
     RewriteRequest,
     apply_edits,
     plan_rewrite,
-    render_diff,
     retarget_dsn,
     save_pydio_json,
     verify_installation,
@@ -26,7 +25,7 @@ from ..cells.dsn import mask_dsn
 from ..cells.model import Installation
 from ..cells.rewrite import ConfigEdit, map_path
 from ..cells.verify import VerifyReport, verify_database
-from ..database.dsn import ConnectionInfo, parse_database_url, parse_pydio_dsn
+from ..database.dsn import parse_database_url, parse_pydio_dsn
 from ..errors import CellsBackupError
 from ..repository.progress import Progress
 from ..repository.reader import StoredContent, open_content
@@ -36,7 +35,18 @@ from ..repository.snapshot import Snapshot
 from ..wording import plural
 from .dbcheck import index_table_checker
 from .restore_preflight import StepSummary, preflight, summarize, walk_plan
-from .restore_steps import TreeStep, check_maps, mappable_paths, parse_maps, skip_done, split_mapped, without
+from .restore_steps import (
+    DatabaseStep,
+    DocumentsStep,
+    RestorePlan,
+    TreeStep,
+    check_maps,
+    mappable_paths,
+    parse_maps,
+    skip_done,
+    split_mapped,
+    without,
+)
 
 ONLY_CHOICES = ("config", "data", "database")
 
@@ -56,62 +66,6 @@ class InstallationRestoreRequest:
     force: bool = False
     documents_url: str | None = None  # load the MongoDB archive there instead of the recorded DSN
     skip_documents: bool = False
-
-
-@dataclass
-class DatabaseStep:
-    key: str
-    source: str
-    target: ConnectionInfo
-    manifest: dict
-
-
-@dataclass
-class DocumentsStep:
-    """The MongoDB archive of the snapshot, loaded with mongorestore into the document store."""
-
-    source: str  # the archive's path in the snapshot
-    uri: str
-    manifest: dict
-
-
-@dataclass
-class RestorePlan:
-    installation: Installation
-    path_map: list[tuple[str, str]]
-    new_working_dir: str
-    trees: list[TreeStep]
-    databases: list[DatabaseStep]
-    edits: list[ConfigEdit]
-    documents: DocumentsStep | None = None
-
-    def describe(self) -> dict:
-        return {
-            "working_dir": self.new_working_dir,
-            "path_map": [{"old": o, "new": n} for o, n in self.path_map],
-            "files": [{"from": t.source, "to": t.dest, "what": t.what} for t in self.trees],
-            "databases": [{"key": d.key, "to": d.target.redacted(), "tables": len(d.manifest.get("tables", {}))}
-                          for d in self.databases],
-            "config_edits": [e.to_dict() for e in self.edits],
-            "documents": None if self.documents is None else {
-                "to": mask_dsn(self.documents.uri), "documents": self.documents.manifest.get("documents", 0)},
-        }
-
-    def render(self, step_notes: list[str] | None = None) -> str:
-        """The plan for a human; ``step_notes`` (one per tree step) are appended to its line."""
-        lines = [f"working dir: {self.new_working_dir}"]
-        notes = step_notes or [""] * len(self.trees)
-        lines += [f"restore {t.source} -> {t.dest}  ({t.what}){note}"
-                  for t, note in zip(self.trees, notes, strict=True)]
-        lines += [f"load database {d.key[:12]} ({len(d.manifest.get('tables', {}))} tables) -> "
-                  f"{d.target.redacted()}" for d in self.databases]
-        if self.documents is not None:
-            lines.append(f"load documents ({self.documents.manifest.get('documents', 0)}) with mongorestore -> "
-                         f"{mask_dsn(self.documents.uri)}")
-        lines.append("pydio.json edits:" if self.edits else "pydio.json: no edits")
-        if self.edits:
-            lines.append(render_diff(self.edits))
-        return "\n".join(lines)
 
 
 def _snapshot_config(repo: Repository, snap: Snapshot, config_path: str) -> dict:

@@ -12,17 +12,13 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..cells import detect_running, load_installation
 from ..errors import CellsBackupError, CellsRunningError, TargetNotEmptyError
 from ..repository.repository import Repository
 from ..repository.restorer import find_node
 from ..repository.snapshot import Snapshot
-from .restore_steps import TreeStep, skip_done
-
-if TYPE_CHECKING:
-    from .installation_restore import DatabaseStep, RestorePlan
+from .restore_steps import DatabaseStep, RestorePlan, TreeStep, skip_done
 
 
 def preflight(plan: RestorePlan, force: bool) -> list[str]:

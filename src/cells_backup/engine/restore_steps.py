@@ -3,7 +3,9 @@
 A map moves the files it names, not only the paths in pydio.json: a folder inside a component
 (``data/`` inside the working dir, the v2 default) is cut out of that component's step and
 restored as a step of its own at NEW. A map that names nothing of the snapshot is refused, and
-so is one that would split a datasource folder from the ``.minio.sys`` beside it.
+so is one that would split a datasource folder from the ``.minio.sys`` beside it. The whole plan
+(trees, databases, document store, config edits) is described here too, for the restore and the
+checks made before it.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ..cells import render_diff
+from ..cells.dsn import mask_dsn
 from ..cells.model import Installation
 from ..cells.plan import MINIO_SYS
-from ..cells.rewrite import map_path
+from ..cells.rewrite import ConfigEdit, map_path
+from ..database.dsn import ConnectionInfo
 from ..errors import UsageError
 
 Select = Callable[[str], bool]
@@ -125,3 +130,59 @@ def check_maps(user_maps: list[tuple[str, str]], inst: Installation, exists: Cal
 
 def _datasource_parents(inst: Installation) -> list[str]:
     return sorted({os.path.normpath(ds.parent_folder) for ds in inst.local_datasources() if ds.parent_folder})
+
+
+@dataclass
+class DatabaseStep:
+    key: str
+    source: str
+    target: ConnectionInfo
+    manifest: dict
+
+
+@dataclass
+class DocumentsStep:
+    """The MongoDB archive of the snapshot, loaded with mongorestore into the document store."""
+
+    source: str  # the archive's path in the snapshot
+    uri: str
+    manifest: dict
+
+
+@dataclass
+class RestorePlan:
+    installation: Installation
+    path_map: list[tuple[str, str]]
+    new_working_dir: str
+    trees: list[TreeStep]
+    databases: list[DatabaseStep]
+    edits: list[ConfigEdit]
+    documents: DocumentsStep | None = None
+
+    def describe(self) -> dict:
+        return {
+            "working_dir": self.new_working_dir,
+            "path_map": [{"old": o, "new": n} for o, n in self.path_map],
+            "files": [{"from": t.source, "to": t.dest, "what": t.what} for t in self.trees],
+            "databases": [{"key": d.key, "to": d.target.redacted(), "tables": len(d.manifest.get("tables", {}))}
+                          for d in self.databases],
+            "config_edits": [e.to_dict() for e in self.edits],
+            "documents": None if self.documents is None else {
+                "to": mask_dsn(self.documents.uri), "documents": self.documents.manifest.get("documents", 0)},
+        }
+
+    def render(self, step_notes: list[str] | None = None) -> str:
+        """The plan for a human; ``step_notes`` (one per tree step) are appended to its line."""
+        lines = [f"working dir: {self.new_working_dir}"]
+        notes = step_notes or [""] * len(self.trees)
+        lines += [f"restore {t.source} -> {t.dest}  ({t.what}){note}"
+                  for t, note in zip(self.trees, notes, strict=True)]
+        lines += [f"load database {d.key[:12]} ({len(d.manifest.get('tables', {}))} tables) -> "
+                  f"{d.target.redacted()}" for d in self.databases]
+        if self.documents is not None:
+            lines.append(f"load documents ({self.documents.manifest.get('documents', 0)}) with mongorestore -> "
+                         f"{mask_dsn(self.documents.uri)}")
+        lines.append("pydio.json edits:" if self.edits else "pydio.json: no edits")
+        if self.edits:
+            lines.append(render_diff(self.edits))
+        return "\n".join(lines)
