@@ -18,7 +18,7 @@ from .progress import also_on_line, new_progress, progress_shown
 def cells_backup(settings: Settings, *, cells_dir, tags, excludes, extra_paths, no_database, stop_command,
                  start_command, live, when, lock_wait, skip_documents_db=False, database_url=None) -> None:
     from ..engine.installation_backup import InstallationBackupRequest, backup_installation
-    from .commands_tree import report_backup
+    from .backup_report import report_backup
 
     hooks = settings.config.get("hooks", {})
     request = InstallationBackupRequest(

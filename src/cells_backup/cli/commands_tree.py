@@ -13,9 +13,10 @@ from ..engine.trees import BackupRequest, restore_tree, run_backup
 from ..errors import CellsBackupError, ExitCode, UsageError
 from ..repository.prefetch import prefetch_metadata
 from ..wording import plural
+from .backup_report import report_backup
 from .main import Settings, cli, common_options
 from .options import rewrite_options
-from .output import human_bytes, human_duration
+from .output import human_bytes
 from .progress import new_progress, progress_shown
 
 
@@ -35,19 +36,6 @@ def parse_owner(owner: str | None) -> tuple[int, int] | None:
     except KeyError:
         raise UsageError(f"unknown user or group in --owner {owner!r}") from None
     return uid, gid
-
-
-def report_backup(settings: Settings, snapshot, elapsed: float) -> None:
-    s = snapshot.summary
-    text = (
-        f"snapshot {snapshot.short_id} saved"
-        + (" (PARTIAL: some files could not be read)" if snapshot.partial else "")
-        + f"\nfiles: {s.get('files_new', 0)} new, {s.get('files_changed', 0)} changed, "
-        f"{s.get('files_unmodified', 0)} unmodified; {plural(s.get('dirs', 0), 'dir')}"
-        f"\n{human_bytes(s.get('total_bytes', 0))} in the snapshot; added {human_bytes(s.get('data_added', 0))} "
-        f"to the repository ({human_bytes(s.get('data_stored', 0))} stored) in {human_duration(elapsed, fraction=True)}"
-    )
-    settings.out.result({"snapshot": snapshot.describe(), "errors": snapshot.errors}, text)
 
 
 @cli.command()
