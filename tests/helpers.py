@@ -121,6 +121,17 @@ def fast_repository(path: str | Path):
     return Repository.open(LocalBackend(str(path)), b"pw")
 
 
+def save_tree(repo, nodes: list[dict]) -> str:
+    """Store one tree outside a backup (hand-made snapshots, hostile trees); returns its id."""
+    from cells_backup.repository.index import TREE
+    from cells_backup.repository.tree import encode_tree
+    from cells_backup.repository.writer import BlobWriter
+
+    with BlobWriter(repo) as writer:
+        tree = writer.save(TREE, encode_tree(nodes))
+    return tree.hex()
+
+
 def random_files(root: Path, dirs: int, per_dir: int, size: int, step: int) -> None:
     """``dirs`` directories dir0.. under ``root``, each with files f0.. of random bytes
     (``size`` bytes, ``step`` more each), and the first file of dir0 hard-linked into the last

@@ -20,11 +20,11 @@ from cells_backup.errors import AlreadyExistsError, BackendError, NotFoundError
 from cells_backup.repository.backends import LocalBackend, pack_file
 from cells_backup.repository.backends.base import BackendProperties
 from cells_backup.repository.backends.direct_write import PIECE
-from cells_backup.repository.backends.faulty import Fault, FaultyBackend
 from cells_backup.repository.backends.retry import RetryingBackend
 from cells_backup.repository.index import DATA
 from cells_backup.repository.repository import Repository, pack_name
 from cells_backup.repository.writer import BlobWriter
+from faulty_backend import Fault, FaultyBackend
 
 
 def flaky_plan() -> list[Fault]:

@@ -10,13 +10,13 @@ import pytest
 
 from cells_backup.errors import AlreadyExistsError, BackendError, NotFoundError
 from cells_backup.repository.backends import LocalBackend
-from cells_backup.repository.backends.faulty import Fault, FaultyBackend, parse_plan
 from cells_backup.repository.backends.retry import (
     RetryingBackend,
     RetryPolicy,
     TransientBackendError,
     call_with_retry,
 )
+from faulty_backend import Fault, FaultyBackend, parse_plan
 
 NO_WAIT = {"base_delay": 0.0, "sleep": lambda _s: None}
 

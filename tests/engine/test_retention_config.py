@@ -14,7 +14,7 @@ from cells_backup.engine.job import forget_by_config
 from cells_backup.repository.backends.local import LocalBackend
 from cells_backup.repository.repository import Repository
 from cells_backup.repository.snapshot import Snapshot
-from helpers import cli_env, run_cli
+from helpers import cli_env, run_cli, save_tree
 
 RETENTION = """\
 [retention]
@@ -40,7 +40,7 @@ def history(tmp_path) -> tuple[Repository, dict[str, str]]:
     runs on the 20th), host beta once on 1 January from /x and once on 12 January from /y."""
     backend = LocalBackend(str(tmp_path / "repo"))
     repo = Repository.create(backend, b"pw", kdf={"n": 1024, "r": 8, "p": 1})
-    tree = repo.save_tree_direct([])
+    tree = save_tree(repo, [])
     names: dict[str, str] = {}
 
     def save(name: str, host: str, moment: datetime, path: str) -> None:

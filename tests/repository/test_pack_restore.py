@@ -15,9 +15,9 @@ from pathlib import Path
 from cells_backup.engine.trees import restore_tree
 from cells_backup.repository.backends import LocalBackend
 from cells_backup.repository.backends.base import BackendProperties
-from cells_backup.repository.backends.faulty import Fault, FaultyBackend
 from cells_backup.repository.backends.retry import TransientBackendError
 from cells_backup.repository.repository import Repository, pack_name
+from faulty_backend import Fault, FaultyBackend
 from helpers import FAST_KDF, run_cli, tree_state
 
 MIB = 1024 * 1024

@@ -11,7 +11,7 @@ from cells_backup.repository.backends.local import LocalBackend
 from cells_backup.repository.lock import Lock
 from cells_backup.repository.repository import Repository
 from cells_backup.repository.snapshot import Snapshot
-from helpers import run_cli, spawn_cli, tree_state
+from helpers import run_cli, save_tree, spawn_cli, tree_state
 
 PASSWORD = b"correct horse"
 
@@ -67,7 +67,7 @@ def test_lock_of_dead_process_is_stale(repo, env, tmp_path):
 def _hostile_snapshot(repo_path: str, nodes: list[dict]) -> str:
     repo = Repository.open(LocalBackend(repo_path), PASSWORD)
     repo.load_index()
-    tree_id = repo.save_tree_direct(nodes)
+    tree_id = save_tree(repo, nodes)
     snap = Snapshot(time="2026-01-01T00:00:00+00:00", hostname="evil", username="evil", paths=["/"], tree=tree_id)
     return repo.save_snapshot(snap)
 
@@ -103,7 +103,7 @@ def test_symlink_in_target_is_not_followed(repo, env, tmp_path):
     inner = _file_node(repo, "f", b"pwned")
     r = Repository.open(LocalBackend(repo), PASSWORD)
     r.load_index()
-    sub = r.save_tree_direct([inner])
+    sub = save_tree(r, [inner])
     sid = _hostile_snapshot(repo, [
         {"name": "x", "type": "dir", "mode": 0o755, "uid": 0, "gid": 0, "mtime": 0, "ctime": 0, "inode": 2,
          "dev": 1, "subtree": sub},

@@ -10,9 +10,9 @@ import pytest
 
 from cells_backup.engine.trees import BackupRequest, run_backup
 from cells_backup.errors import BackendError
-from cells_backup.repository.backends.faulty import Fault, FaultyBackend
 from cells_backup.repository.backends.local import LocalBackend
 from cells_backup.repository.repository import Repository
+from faulty_backend import Fault, FaultyBackend
 
 
 @pytest.mark.parametrize("skip", [0, 1, 3])

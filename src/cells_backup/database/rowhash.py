@@ -12,7 +12,7 @@ and the form is independent of how a tool quotes values (``'..'``, ``0x..``, bar
 
 Why parse the dump instead of counting on the server: MySQL cannot share a snapshot between two
 sessions, so the only rows guaranteed to be the ones dumped are the rows in the dump stream itself.
-`TableHasher.add_insert_line` reads the ``INSERT ... VALUES (...),(...);`` lines that mysqldump,
+`TableHasher.feed_line` reads the ``INSERT ... VALUES (...),(...);`` lines that mysqldump,
 mariadb-dump and our native dumper write (with ``--hex-blob``).
 """
 
@@ -127,13 +127,6 @@ class TableHasher:
             rest = line[kw.end() :]
             if rest.strip():
                 self.feed_line(rest)
-
-    def add_insert_line(self, line: bytes) -> None:
-        """Count and hash the rows of one complete ``INSERT ... VALUES (...),...;`` statement."""
-        for part in line.splitlines(keepends=True):
-            self.feed_line(part)
-        if self.in_values:
-            raise DatabaseError("dump stream corrupt: INSERT statement cut short")
 
     def add_row(self, values: Sequence[bytes | None]) -> None:
         self.rows += 1

@@ -25,12 +25,12 @@ from ..errors import (
 )
 from .backends.base import Backend
 from .crypto import MasterKey, blob_id, content_hash, open_sealed, seal
-from .index import TREE, ChunkIndex, entries_at_most, index_packs
+from .index import ChunkIndex, entries_at_most, index_packs
 from .keys import KeyFile, make_key_file, open_master_key
 from .pack import decode_blob
 from .packcache import PackCache
 from .snapshot import Snapshot
-from .tree import decode_tree, encode_tree, iter_tree
+from .tree import decode_tree, iter_tree
 
 REPO_FORMAT_VERSION = 1
 DEFAULT_PACK_SIZE = 16 * 1024 * 1024
@@ -342,10 +342,3 @@ class Repository:
             if node["type"] == "dir":
                 yield from self.walk(node["subtree"], path)
 
-    def save_tree_direct(self, nodes: list[dict]) -> str:
-        """Helper for callers outside a writer (tests, tools): store one tree synchronously."""
-        from .writer import BlobWriter
-
-        with BlobWriter(self) as writer:
-            tree = writer.save(TREE, encode_tree(nodes))
-        return tree.hex()

@@ -49,9 +49,9 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
-from ...errors import BackendError
-from .base import Backend, BackendProperties
-from .retry import TransientBackendError
+from cells_backup.errors import BackendError
+from cells_backup.repository.backends.base import Backend, BackendProperties
+from cells_backup.repository.backends.retry import TransientBackendError
 
 KINDS = frozenset({
     "transient", "permanent", "timeout", "slow", "truncate", "corrupt", "partial_write", "rename",
