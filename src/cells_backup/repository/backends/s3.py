@@ -15,7 +15,7 @@ timeouts), bounded by a `RetryPolicy`. When they run out, or for a permanent fai
 error is turned into one line: `TransientBackendError` for the kinds that may pass, `BackendError`
 for access denied or a missing bucket. Messages name the bucket and endpoint, never a secret.
 
-Credentials and the URL are read by `s3_config`.
+The URL, credentials, endpoint, region and timeouts are resolved by `s3_config.resolve_settings`.
 """
 
 from __future__ import annotations
@@ -23,26 +23,16 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator, Mapping
-from datetime import timedelta
 from typing import Any
 
 import obstore.exceptions as obe
 from obstore.store import S3Store
 
-from ...errors import AlreadyExistsError, BackendError, NotFoundError, UsageError
+from ...errors import AlreadyExistsError, BackendError, NotFoundError
 from .base import Backend, BackendProperties
-from .retry import DEFAULT_POLICY, RetryPolicy, TransientBackendError
-from .s3_config import has_ambient_credentials, parse_s3_url, resolve_credentials, shared_profile
+from .retry import TransientBackendError
+from .s3_config import S3Options, resolve_settings
 
-# Tuning knobs read from the environment when the matching option is not given, so that a CLI
-# run under test (or on a flaky link) can be made to give up sooner or later.
-ENV_ATTEMPTS = "CELLS_BACKUP_S3_ATTEMPTS"
-ENV_DEADLINE = "CELLS_BACKUP_S3_DEADLINE"  # seconds, all retries of one call
-ENV_TIMEOUT = "CELLS_BACKUP_S3_TIMEOUT"  # seconds, one whole request including the body
-ENV_CONNECT_TIMEOUT = "CELLS_BACKUP_S3_CONNECT_TIMEOUT"
-
-DEFAULT_TIMEOUT = 300.0  # a 64 MiB pack over a slow uplink needs minutes, not obstore's 30 s
-DEFAULT_CONNECT_TIMEOUT = 5.0
 SINGLE_PUT_LIMIT = 5 * 1024**3
 MULTIPART_CHUNK = 16 * 1024 * 1024
 STREAM_CHUNK = 512 * 1024  # streamed reads: below the allocator's mmap threshold, so buffers are reused
@@ -50,16 +40,6 @@ STREAM_CHUNK = 512 * 1024  # streamed reads: below the allocator's mmap threshol
 _STATUS_RE = re.compile(r"status code: (\d{3})")
 _CODE_RE = re.compile(r"<Code>([A-Za-z]+)</Code>")
 _CREDENTIAL_HINT = "check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or AWS_PROFILE and ~/.aws/credentials)"
-
-
-def _float_env(env: Mapping[str, str], name: str) -> float | None:
-    raw = env.get(name)
-    if not raw:
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        raise UsageError(f"{name}={raw!r} is not a number") from None
 
 
 class S3Backend(Backend):
@@ -89,113 +69,18 @@ class S3Backend(Backend):
         self._secrets = tuple(s for s in secrets if s)
 
     @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        endpoint: str | None = None,
-        region: str | None = None,
-        path_style: bool | None = None,
-        allow_http: bool | None = None,
-        profile: str | None = None,
-        access_key_id: str | None = None,
-        secret_access_key: str | None = None,
-        session_token: str | None = None,
-        retry: RetryPolicy | None = None,
-        attempts: int | None = None,
-        deadline: float | None = None,
-        timeout: float | None = None,
-        connect_timeout: float | None = None,
-        conditional_writes: bool | None = None,
-        environ: Mapping[str, str] | None = None,
-    ) -> S3Backend:
-        """Open ``s3://bucket/prefix``, taking what is not given from the AWS_* environment.
-
-        ``endpoint`` (else ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``/the profile's
-        ``endpoint_url``) selects a non-AWS server; plain ``http://`` endpoints are allowed
-        automatically. ``path_style`` defaults to path-style requests (what self-hosted servers
-        expect); False asks for virtual-hosted ``bucket.host`` requests. Nothing is sent until
-        the first operation.
-        """
-        env = os.environ if environ is None else environ
-        bucket, prefix = parse_s3_url(url)
-        profile_values = shared_profile(env, profile)
-        creds = resolve_credentials(env, profile_values, access_key_id, secret_access_key, session_token)
-
-        endpoint = (
-            endpoint
-            or env.get("AWS_ENDPOINT_URL_S3")
-            or env.get("AWS_ENDPOINT_URL")
-            or profile_values.get("endpoint_url")
-            or None
-        )
-        region = (
-            region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
-            or profile_values.get("region") or "us-east-1"
-        )
-        if endpoint is not None:
-            endpoint = endpoint.rstrip("/")
-            if not re.match(r"^https?://[^/]+", endpoint):
-                raise UsageError(f"S3 endpoint must look like http(s)://host[:port], got {endpoint!r}")
-        if allow_http is None:
-            allow_http = endpoint is not None and endpoint.startswith("http://")
-        label = endpoint or f"AWS S3 ({region})"
-
-        if creds is None and endpoint is not None and not has_ambient_credentials(env):
-            raise BackendError(
-                f"no S3 credentials for bucket {bucket} at {label}: set AWS_ACCESS_KEY_ID and "
-                "AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws/credentials (AWS_PROFILE)"
-            )
-
-        # Precedence: explicit option > explicit policy > environment knob > default.
-        policy = retry or DEFAULT_POLICY
-        attempts = attempts or (retry and retry.attempts) or _int_or_none(_float_env(env, ENV_ATTEMPTS)) \
-            or policy.attempts
-        deadline = deadline or (retry and retry.deadline) or _float_env(env, ENV_DEADLINE) or policy.deadline
-        timeout = timeout or _float_env(env, ENV_TIMEOUT) or DEFAULT_TIMEOUT
-        connect_timeout = connect_timeout or _float_env(env, ENV_CONNECT_TIMEOUT) or DEFAULT_CONNECT_TIMEOUT
-
-        config: dict[str, Any] = {"region": region}
-        if endpoint is not None:
-            if path_style is False:
-                scheme, _, host = endpoint.partition("://")
-                if not host.startswith(f"{bucket}."):
-                    endpoint = f"{scheme}://{bucket}.{host}"
-            config["endpoint"] = endpoint
-        if path_style is not None:
-            config["virtual_hosted_style_request"] = not path_style
-        if creds is not None:
-            config["access_key_id"] = creds.access_key_id
-            config["secret_access_key"] = creds.secret_access_key
-            if creds.session_token:
-                config["session_token"] = creds.session_token
-        client_options: dict[str, Any] = {
-            "allow_http": allow_http,
-            "connect_timeout": timedelta(seconds=connect_timeout),
-            "timeout": timedelta(seconds=timeout),
-        }
-        retry_config: dict[str, Any] = {
-            "max_retries": max(0, attempts - 1),
-            "retry_timeout": timedelta(seconds=deadline),
-            "backoff": {
-                "init_backoff": timedelta(seconds=policy.base_delay),
-                "max_backoff": timedelta(seconds=policy.max_delay),
-                "base": 2,
-            },
-        }
+    def from_url(cls, url: str, *, environ: Mapping[str, str] | None = None, **options: Any) -> S3Backend:
+        """Open ``s3://bucket/prefix``, taking what ``options`` (see `S3Options`) leaves open from
+        the AWS_* environment. Nothing is sent until the first operation."""
+        settings = resolve_settings(url, S3Options(**options), os.environ if environ is None else environ)
         try:
-            store = S3Store(
-                bucket,
-                prefix=prefix or None,
-                config=config,  # type: ignore[arg-type]
-                client_options=client_options,  # type: ignore[arg-type]
-                retry_config=retry_config,  # type: ignore[arg-type]
-            )
+            store = S3Store(settings.bucket, **settings.store_kwargs())
         except obe.BaseError as exc:
-            raise BackendError(f"invalid S3 configuration for bucket {bucket}: {_first_line(exc)}") from None
-        secrets = (creds.secret_access_key, creds.session_token or "") if creds else ()
-        return cls(store, bucket=bucket, prefix=prefix, endpoint_label=label,
-                   conditional_writes=conditional_writes, secrets=secrets)
+            raise BackendError(
+                f"invalid S3 configuration for bucket {settings.bucket}: {_first_line(exc)}"
+            ) from None
+        return cls(store, bucket=settings.bucket, prefix=settings.prefix, endpoint_label=settings.label,
+                   conditional_writes=settings.conditional_writes, secrets=settings.secrets)
 
     # --- the Backend protocol -------------------------------------------------------------
 
@@ -438,6 +323,3 @@ def _is_not_implemented(exc: BaseException) -> bool:
     text = str(exc)
     return "status code: 501" in text or "<Code>NotImplemented</Code>" in text
 
-
-def _int_or_none(value: float | None) -> int | None:
-    return int(value) if value is not None else None
