@@ -11,15 +11,29 @@ the files written) comes back to the parent. If a child dies, the parent restore
 from __future__ import annotations
 
 import os
+import threading
 import traceback
+from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from .forked import start_children, stop_children
+from .progress import Progress
 
-if TYPE_CHECKING:
-    from .restorer import Restorer
+
+class Restorer(Protocol):
+    """What the workers use of the restorer that owns them (restorer.Restorer): its counters,
+    its lock, the directories it created, its per-file hook and the restore of one file."""
+
+    result: Any  # restorer.RestoreResult: files, bytes, errors, warnings
+    progress: Progress
+    _lock: threading.Lock
+    _new_dirs: set[str]
+    _on_file: Callable[[str, int], None] | None
+
+    def _restore_file_safe(self, path: str, node: dict) -> None: ...
+
 
 Batch = list  # [(path, node)], with the directories this restore created that hold them
 MAX_QUEUED = 2  # batches sent to one child and not yet answered
