@@ -7,7 +7,7 @@ import itertools
 import os
 
 from cells_backup.database.dsn import ConnectionInfo
-from cells_backup.database.dump import open_dump
+from cells_backup.database.registry import open_dump
 from dbserver import MariaDBServer
 
 

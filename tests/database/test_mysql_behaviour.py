@@ -12,10 +12,10 @@ import pytest
 from dbhelpers import dump_to_memory, new_db_name, openers
 
 from cells_backup.database.dsn import ConnectionInfo
-from cells_backup.database.dump import open_dump
 from cells_backup.database.errors import DatabaseError
 from cells_backup.database.load import restore_database
 from cells_backup.database.probe import check_connection
+from cells_backup.database.registry import open_dump
 from cells_schema import create_cells_schema, fill_awkward
 from dbserver import LIMITED_PASSWORD, LIMITED_USER, free_port
 

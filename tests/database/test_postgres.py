@@ -20,12 +20,13 @@ import pytest
 from dbhelpers import dump_to_memory, openers
 
 from cells_backup.database.dsn import ConnectionInfo
-from cells_backup.database.dump import POST_PART, open_dump, table_part_name
+from cells_backup.database.dump import POST_PART, table_part_name
 from cells_backup.database.errors import DatabaseError
 from cells_backup.database.export import export_sql
 from cells_backup.database.load import restore_database
 from cells_backup.database.postgres_dump import PRE_PART
 from cells_backup.database.probe import check_connection, is_empty, table_info
+from cells_backup.database.registry import open_dump
 from cells_backup.errors import TargetNotEmptyError
 from dbserver import free_port
 from pgserver import LIMITED_PASSWORD, LIMITED_USER, PostgresServer, start_postgres

@@ -7,7 +7,7 @@ table, row counts and content hashes in the manifest, restores verified against 
 Public API (see each module):
 
 * `dsn.parse_pydio_dsn`, `dsn.parse_database_url` -> `ConnectionInfo`
-* `dump.open_dump(conn, tool)` -> `DatabaseDump` (`parts()`, `close()`, `manifest()`)
+* `registry.open_dump(conn, tool)` -> `dump.DatabaseDump` (`parts()`, `close()`, `manifest()`)
 * `load.restore_database(conn, parts, manifest, force=, jobs=, create=)` -> `RestoreReport`
 * `export.export_sql(parts, manifest, out)`
 * `probe.check_connection`, `probe.is_empty`, `probe.table_info`
@@ -20,19 +20,21 @@ from cells_backup.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from cells_backup.database.dsn import ConnectionInfo, parse_database_url, parse_pydio_dsn
-    from cells_backup.database.dump import DatabaseDump, DumpPart, open_dump
+    from cells_backup.database.dump import DatabaseDump, DumpPart
     from cells_backup.database.errors import DatabaseError
     from cells_backup.database.export import export_sql
     from cells_backup.database.load import RestoreReport, restore_database
     from cells_backup.database.probe import check_connection, is_empty, table_info
+    from cells_backup.database.registry import open_dump
 
 __getattr__ = lazy_exports(__name__, {
     "dsn": ["ConnectionInfo", "parse_database_url", "parse_pydio_dsn"],
-    "dump": ["DatabaseDump", "DumpPart", "open_dump"],
+    "dump": ["DatabaseDump", "DumpPart"],
     "errors": ["DatabaseError"],
     "export": ["export_sql"],
     "load": ["RestoreReport", "restore_database"],
     "probe": ["check_connection", "is_empty", "table_info"],
+    "registry": ["open_dump"],
 })
 
 __all__ = [

@@ -133,7 +133,7 @@ class DumpStream:
         self.after_start: Callable[[], None] | None = None  # called once the snapshot is open
 
     def start(self) -> None:
-        from ..database.dump import open_dump
+        from ..database.registry import open_dump
 
         self.dump = open_dump(self.source.conn)
         self._parts = self.dump.parts()

@@ -18,7 +18,7 @@ from typing import BinaryIO
 from pyfastcdc import FastCDC
 
 from . import tree
-from .file_contents import FileContents, PendingContent
+from .file_contents import ArchiveSummary, FileContents, PendingContent
 from .fileread import FAILED, GONE, READ_THREADS, Answer, BlobCoder, ReadAhead
 from .forked import can_fork
 from .fsmeta import base_node, node_type, read_xattrs
@@ -50,23 +50,6 @@ class VirtualDir:
     entries: Callable[[], Iterator[tuple[str, BinaryIO]]]
     mode: int = 0o700
     early: bool = False
-
-
-@dataclass
-class ArchiveSummary:
-    files_new: int = 0
-    files_changed: int = 0
-    files_unmodified: int = 0
-    dirs: int = 0
-    total_files: int = 0
-    total_bytes: int = 0
-    data_added: int = 0
-    data_stored: int = 0
-    blobs_new: int = 0
-    duration: float = 0.0
-
-    def as_dict(self) -> dict:
-        return dict(self.__dict__)
 
 
 def _stream_rank(trie: _Trie) -> int:

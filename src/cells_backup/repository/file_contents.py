@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, BinaryIO
+from dataclasses import dataclass
+from typing import BinaryIO
 
 from pyfastcdc import FastCDC
 
@@ -24,8 +25,22 @@ from .repository import Repository
 from .scanner import unchanged_content
 from .writer import BlobWriter
 
-if TYPE_CHECKING:
-    from .archiver import ArchiveSummary
+
+@dataclass
+class ArchiveSummary:
+    files_new: int = 0
+    files_changed: int = 0
+    files_unmodified: int = 0
+    dirs: int = 0
+    total_files: int = 0
+    total_bytes: int = 0
+    data_added: int = 0
+    data_stored: int = 0
+    blobs_new: int = 0
+    duration: float = 0.0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
 
 
 class PendingContent(list):
