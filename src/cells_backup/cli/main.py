@@ -61,12 +61,17 @@ def make_settings(options: GlobalOptions, out: Output) -> Settings:
                     out=out, config=config, config_path=options.config_file)
 
 
+def output_options(func):
+    """--json, -q and -v: accepted before the command and after it."""
+    func = click.option("-v", "--verbose", count=True, help="More detail on stderr.")(func)
+    func = click.option("-q", "--quiet", is_flag=True, help="Print only errors.")(func)
+    return click.option("--json", "json_", is_flag=True, help="Print one JSON document on stdout.")(func)
+
+
 def common_options(func):
     """--json, -q, -v and the global options on every command (also accepted before the command)."""
 
-    @click.option("--json", "json_", is_flag=True, help="Print one JSON document on stdout.")
-    @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
-    @click.option("-v", "--verbose", count=True, help="More detail on stderr.")
+    @output_options
     @global_options(from_env=False)
     @click.pass_context
     @wraps(func)
@@ -112,9 +117,7 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="cells-backup")
 @global_options(from_env=True)
-@click.option("--json", "json_", is_flag=True, help="Print one JSON document on stdout.")
-@click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
-@click.option("-v", "--verbose", count=True, help="More detail on stderr.")
+@output_options
 @click.pass_context
 def cli(ctx, json_, quiet, verbose, **options):
     """Back up and recover a whole Pydio Cells installation.
